@@ -1,0 +1,83 @@
+"""Lightning's TensorBoard logger with one graph per run and run folders that concurrent runs cannot share."""
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any, Optional
+
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.fabric.loggers.logger import rank_zero_experiment
+from torch import Tensor
+from torch.utils.tensorboard import SummaryWriter
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with two changes.
+
+    - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
+      followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
+    - A new run claims its ``version_N`` folder by creating it, moving on to the next number if another run got there
+      first; taking the next number from a listing of the folders, as Lightning does, gives two runs started together
+      the same folder.
+
+    Args:
+        save_dir: Folder that holds the runs folder.
+        name: Runs folder inside save_dir.
+        version: Run folder number; None takes the next free one.
+        log_graph: Draw the model graph in TensorBoard's GRAPHS tab.
+        default_hp_metric: Log Lightning's placeholder ``hp_metric``.
+        purge_step: When continuing a run, drop its events from this step on (the resumed run writes them again).
+    """
+
+    def __init__(
+        self,
+        save_dir: str = ".",
+        name: Optional[str] = "lightning_logs",
+        version: Optional[int | str] = None,
+        log_graph: bool = True,
+        default_hp_metric: bool = False,
+        purge_step: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
+        # A run continued in its old folder (version given) already has its graph.
+        self._graph_logged = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
+
+    def log_graph(self, model: LightningModule, input_array: Optional[Tensor] = None) -> None:
+        if self._graph_logged:
+            return
+        # Traced in eval mode: the graph is the same, and tracing dropout would draw random numbers that an
+        # uninterrupted run and a resumed one would not draw alike.
+        was_training = model.training
+        model.eval()
+        try:
+            with warnings.catch_warnings():
+                # TensorBoard's add_graph is built on torch.jit.trace, which warns that it is deprecated: nothing a
+                # user of this project can act on, and TensorBoard offers no other way to draw the graph.
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+                super().log_graph(model, input_array)
+        finally:
+            model.train(was_training)
+        self._graph_logged = True
+
+    def _get_next_version(self) -> int:
+        self._claim_folder = True  # a number picked by listing the folders is only a proposal until claimed
+        return super()._get_next_version()
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> SummaryWriter:
+        # The folder is claimed as the event file is opened: late enough that a run stopped by bad input before it
+        # logs anything leaves no folder behind.
+        if self._experiment is None and getattr(self, "_claim_folder", False):
+            root = Path(self.root_dir)
+            root.mkdir(parents=True, exist_ok=True)
+            while True:
+                try:
+                    os.mkdir(root / f"version_{self._version}")
+                    break
+                except FileExistsError:
+                    self._version += 1
+            self._claim_folder = False
+        return super().experiment

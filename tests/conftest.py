@@ -1,0 +1,73 @@
+"""Shared fixtures: tiny MNIST-format data written by the tests themselves, and a CLI runner."""
+
+import os
+import struct
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+# The real MNIST copy beside the checkout (CI has it); LIT_MNIST_REAL_DATA overrides the location.
+REAL_DATA = Path(os.environ.get("LIT_MNIST_REAL_DATA", REPO.parent / "shared" / "data"))
+
+
+def write_idx(path: Path, array: torch.Tensor) -> None:
+    """Write a uint8 tensor as an IDX file, the format of the MNIST files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(f">BBBB{array.dim()}I", 0, 0, 0x08, array.dim(), *array.shape)
+    path.write_bytes(header + array.to(torch.uint8).contiguous().numpy().tobytes())
+
+
+def make_digits(count: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Learnable fake digits: each class is a fixed random blob pattern plus noise."""
+    generator = torch.Generator().manual_seed(seed)
+    prototypes = (torch.rand(10, 28, 28, generator=torch.Generator().manual_seed(0)) > 0.7).float() * 255
+    labels = torch.arange(count) % 10
+    labels = labels[torch.randperm(count, generator=generator)]
+    noise = torch.rand(count, 28, 28, generator=generator) * 120
+    images = (prototypes[labels] * 0.6 + noise).clamp(0, 255).to(torch.uint8)
+    return images, labels.to(torch.uint8)
+
+
+def write_tiny_mnist(data_dir: Path, train: int = 600, test: int = 200) -> Path:
+    raw = data_dir / "MNIST" / "raw"
+    for prefix, count, seed in (("train", train, 1), ("t10k", test, 2)):
+        images, labels = make_digits(count, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return data_dir
+
+
+@pytest.fixture
+def tiny_data(tmp_path: Path) -> Path:
+    """A data_dir with 600 training and 200 test images in torchvision's MNIST/raw layout."""
+    return write_tiny_mnist(tmp_path / "data")
+
+
+@pytest.fixture
+def real_data() -> Path:
+    """The real MNIST files; CI has them, so a missing copy fails rather than skips."""
+    if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
+        if os.environ.get("CI"):
+            pytest.fail(f"real MNIST expected at {REAL_DATA} in CI")
+        pytest.skip(f"real MNIST not found at {REAL_DATA}")
+    return REAL_DATA
+
+
+# Small runs on tiny data: the seed network, a few steps, checkpoints often enough to matter.
+TINY_ARGS = ["--data.val_size", "100", "--trainer.max_steps", "30", "--last_checkpoint.every_n_train_steps", "10"]
+
+
+def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run `python -m lit_mnist ARGS` in cwd the way a user would, capturing its output."""
+    return subprocess.run(
+        [sys.executable, "-m", "lit_mnist", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )

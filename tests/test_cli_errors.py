@@ -1,0 +1,111 @@
+"""Bad input ends with one clear line on stderr, exit code 2, no traceback and nothing written."""
+
+from pathlib import Path
+
+import pytest
+
+from lit_mnist.cli import main
+from tests.conftest import TINY_ARGS
+
+
+@pytest.fixture(autouse=True)
+def plain_argv(monkeypatch):
+    """LightningCLI warns when sys.argv (pytest's here) and args are both given."""
+    monkeypatch.setattr("sys.argv", ["lit_mnist"])
+
+
+def run_main(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        main(args)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--model.learning_rate", "-1", "learning_rate"),
+        ("--model.learning_rate", "0", "learning_rate"),
+        ("--model.learning_rate", "nan", "learning_rate"),
+        ("--model.momentum", "1.5", "momentum"),
+        ("--model.dropout", "-0.1", "dropout"),
+        ("--model.weight_decay", "-1", "weight_decay"),
+        ("--model.hidden_sizes", "[500, 0]", "hidden_sizes"),
+        ("--data.batch_size", "0", "batch_size"),
+        ("--data.batch_size", "-5", "batch_size"),
+        ("--data.val_size", "0", "val_size"),
+        ("--data.max_rotation", "-3", "max_rotation"),
+        ("--model.init", "uniform", "init"),
+        ("--model.optimizer", "adam", "optimizer"),
+        ("--trainer.max_steps", "-5", "max_steps"),
+        ("--trainer.max_steps", "ten", "max_steps"),
+    ],
+)
+def test_bad_option_values(option, value, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", option, value], capsys)
+    assert expected in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_missing_data_folder_offline(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--data.data_dir", "nowhere", "--data.download", "false"], capsys)
+    assert "MNIST files missing in nowhere/MNIST/raw" in line
+    assert not Path("lightning_logs").exists()
+
+
+def test_missing_config_file(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert "missing.yaml" in run_main(["fit", "--config", "missing.yaml"], capsys)
+
+
+def test_config_that_is_not_yaml(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("bad.yaml").write_text("model: [unclosed\n  : : :\n")
+    assert "bad.yaml" in run_main(["fit", "--config", "bad.yaml"], capsys)
+
+
+def test_ckpt_path_missing(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert "no such file" in run_main(["test", "--ckpt_path", "gone.ckpt"], capsys)
+
+
+def test_ckpt_path_corrupt(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("broken.ckpt").write_bytes(b"PK\x03\x04 definitely not a whole zip archive")
+    assert "not a readable PyTorch checkpoint" in run_main(["test", "--ckpt_path", "broken.ckpt"], capsys)
+
+
+def test_ckpt_path_foreign(tmp_path, monkeypatch, capsys):
+    import torch
+
+    monkeypatch.chdir(tmp_path)
+    torch.save({"state_dict": {"encoder.weight": torch.zeros(2)}}, "other.ckpt")
+    assert "not a lit_mnist checkpoint" in run_main(["test", "--ckpt_path", "other.ckpt"], capsys)
+
+
+def test_ckpt_path_that_runs_code_when_unpickled_is_refused(tmp_path, monkeypatch, capsys):
+    import os
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+
+    class Exploit:
+        def __reduce__(self):
+            return (os.system, ("touch pwned",))
+
+    Path("evil.ckpt").write_bytes(pickle.dumps({"state_dict": Exploit()}))
+    assert "not a readable PyTorch checkpoint" in run_main(["test", "--ckpt_path", "evil.ckpt"], capsys)
+    assert not Path("pwned").exists()
+
+
+def test_resume_last_without_an_earlier_run(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--ckpt_path", "last"], capsys)
+    assert "no run in lightning_logs/" in line
