@@ -104,6 +104,7 @@ class LitMNISTCLI(LightningCLI):
         if subcommand is None:
             return
         config = self.config[subcommand]
+        _check_options_lightning_leaves_unchecked(config)
         if config.get("ckpt_path") == "last" and subcommand == "fit":
             config.ckpt_path = str(self._latest_run_checkpoint(config))
         if config.get("ckpt_path"):
@@ -155,7 +156,10 @@ class LitMNISTCLI(LightningCLI):
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]
-        return super().instantiate_trainer(**kwargs)
+        try:
+            return super().instantiate_trainer(**kwargs)
+        except ValueError as error:  # the Trainer's own checks of its options, e.g. an unknown accelerator
+            raise UserError(" ".join(str(error).split())) from None
 
     def after_instantiate_classes(self) -> None:
         strategy = self.trainer.strategy
@@ -172,6 +176,18 @@ class LitMNISTCLI(LightningCLI):
 def _program_name() -> str:
     program = Path(sys.argv[0]).name
     return "python -m lit_mnist" if program in ("__main__.py", "") else program
+
+
+def _check_options_lightning_leaves_unchecked(config: Any) -> None:
+    """Values that Lightning accepts and then fails on mid-run (a division by zero, NumPy's seed range)."""
+    seed = config.get("seed_everything")
+    if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+        raise UserError(f"--seed_everything must be between 0 and {2**32 - 1} (or true for a random one), got {seed}")
+    trainer = config.get("trainer") or {}
+    for option in ("log_every_n_steps", "val_check_interval"):
+        value = trainer.get(option)
+        if value is not None and not value > 0:  # also catches NaN
+            raise UserError(f"--trainer.{option} must be greater than 0, got {value}")
 
 
 def _check_config_files(args: Any) -> None:

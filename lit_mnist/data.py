@@ -48,6 +48,9 @@ class MNISTDataModule(LightningDataModule):
         max_scale: NonNegativeFiniteFloat = 0.0,
     ) -> None:
         super().__init__()
+        # Plain numbers in the checkpoint, not the CLI's checked subclasses: see MNISTClassifier.
+        batch_size, val_size = int(batch_size), int(val_size)
+        max_rotation, max_shift, max_scale = float(max_rotation), float(max_shift), float(max_scale)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.batch_size = batch_size

@@ -11,6 +11,8 @@ from lightning.fabric.loggers.logger import rank_zero_experiment
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 
+from lit_mnist.errors import UserError
+
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with two changes.
@@ -72,12 +74,18 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         # logs anything leaves no folder behind.
         if self._experiment is None and getattr(self, "_claim_folder", False):
             root = Path(self.root_dir)
-            root.mkdir(parents=True, exist_ok=True)
-            while True:
-                try:
-                    os.mkdir(root / f"version_{self._version}")
-                    break
-                except FileExistsError:
-                    self._version += 1
+            try:
+                root.mkdir(parents=True, exist_ok=True)
+                while True:
+                    try:
+                        os.mkdir(root / f"version_{self._version}")
+                        break
+                    except FileExistsError:
+                        self._version += 1
+            except OSError as error:
+                raise UserError(
+                    f"cannot create a run folder in {root} ({error.strerror}); choose a writable folder with "
+                    "--trainer.logger.init_args.save_dir"
+                ) from None
             self._claim_folder = False
         return super().experiment

@@ -53,6 +53,10 @@ class MNISTClassifier(LightningModule):
         normalize_inputs: bool = False,
     ) -> None:
         super().__init__()
+        # The CLI passes its checked numbers as subclasses of float and int; stored as such, they would make every
+        # checkpoint unloadable with torch.load(weights_only=True).
+        hidden_sizes = [int(size) for size in hidden_sizes]
+        learning_rate, momentum, weight_decay, dropout = map(float, (learning_rate, momentum, weight_decay, dropout))
         self.save_hyperparameters()
         self.learning_rate = learning_rate  # a plain attribute, so Lightning's LR finder can set it
 
@@ -110,7 +114,8 @@ class MNISTClassifier(LightningModule):
         # them in one update on the steps the logger writes (the post printed every 100 steps): a torchmetrics
         # update per step would cost a noticeable share of this small network's step.
         self._train_window.append((loss.detach(), labels.numel(), logits.detach().argmax(dim=1), labels))
-        if (self.global_step + 1) % self.trainer.log_every_n_steps == 0:
+        interval = self.trainer.log_every_n_steps
+        if interval and (self.global_step + 1) % interval == 0:
             self._log_train_window()
         return loss
 

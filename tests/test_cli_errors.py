@@ -44,6 +44,14 @@ def run_main(args: list[str], capsys) -> str:
         ("--model.optimizer", "adam", "optimizer"),
         ("--trainer.max_steps", "-5", "max_steps"),
         ("--trainer.max_steps", "ten", "max_steps"),
+        ("--trainer.max_epochs", "-3", "max_epochs"),
+        ("--trainer.log_every_n_steps", "0", "log_every_n_steps"),
+        ("--trainer.val_check_interval", "0", "val_check_interval"),
+        ("--trainer.limit_train_batches", "-1", "limit_train_batches"),
+        ("--trainer.accelerator", "tpu9", "accelerator"),
+        ("--seed_everything", "-1", "seed_everything"),
+        ("--last_checkpoint.every_n_train_steps", "0", "every_n_train_steps"),
+        ("--checkpoint.save_top_k", "-5", "save_top_k"),
     ],
 )
 def test_bad_option_values(option, value, expected, tmp_path, monkeypatch, capsys):
@@ -109,3 +117,22 @@ def test_resume_last_without_an_earlier_run(tiny_data, tmp_path, monkeypatch, ca
     monkeypatch.chdir(tmp_path)
     line = run_main(["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--ckpt_path", "last"], capsys)
     assert "no run in lightning_logs/" in line
+
+
+def test_run_folder_that_cannot_be_written(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("taken").write_text("a file where the runs folder should go")
+    line = run_main(
+        ["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.logger.init_args.save_dir", "taken"], capsys
+    )
+    assert "cannot create a run folder in taken/lightning_logs" in line
+    assert Path("taken").read_text() == "a file where the runs folder should go"
+
+
+def test_truncated_data_file(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    images = tiny_data / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])
+    line = run_main(["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS], capsys)
+    assert "train-images-idx3-ubyte is truncated" in line and "replace" in line
+    assert not Path("lightning_logs").exists()

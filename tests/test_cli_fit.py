@@ -123,3 +123,4 @@ def test_the_seed_config_is_the_default(tmp_path):
 def test_cli_overrides_reach_the_model(tmp_path):
     result = run_cli("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
+
