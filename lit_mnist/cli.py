@@ -40,6 +40,10 @@ CHECKPOINT_DEFAULTS = {
     "auto_insert_metric_name": False,
 }
 SEED = 42
+
+# Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
+# no user of this project can act on (Lightning has to change), so it is not shown.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 # Redrawing the bar every step, Lightning's default, costs more than a training step of this small network.
 PROGRESS_BAR_REFRESH_STEPS = 25
 
@@ -160,6 +164,13 @@ class LitMNISTCLI(LightningCLI):
             return super().instantiate_trainer(**kwargs)
         except ValueError as error:  # the Trainer's own checks of its options, e.g. an unknown accelerator
             raise UserError(" ".join(str(error).split())) from None
+
+    def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
+        # The checkpoint groups are always on the command line; `--trainer.enable_checkpointing false` switches
+        # them off rather than clashing with them.
+        if config.get("enable_checkpointing") is False:
+            callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
+        return super()._instantiate_trainer(config, callbacks)
 
     def after_instantiate_classes(self) -> None:
         strategy = self.trainer.strategy

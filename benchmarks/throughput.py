@@ -1,0 +1,195 @@
+"""How much Lightning costs here: training throughput of (a) a plain PyTorch loop, (b) lit_mnist's fit, (c) a naive
+Lightning port as tutorials write it, side by side on the same machine, plus whole-command wall time and peak memory.
+
+    python benchmarks/throughput.py --data-dir ../shared/data
+
+(a) and (b) train the post's network on the same batches for --steps steps with a validation pass each epoch; (b) runs
+exactly what `python -m lit_mnist fit` runs (TensorBoard logging, progress bar, validation, checkpoints). (c) reads
+torchvision's PIL images through ToTensor and a DataLoader and calls self.log every step. The three alternate for
+--rounds rounds and each figure is the median; steps/s counts from step --warmup on.
+Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
+in their own process: wall time (imports and data loading included) and peak resident memory.
+"""
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import unittest.mock
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import lightning.pytorch as pl  # noqa: E402
+import plain_loop  # noqa: E402
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
+from torch.utils.data import DataLoader, Subset  # noqa: E402
+from torchvision import transforms  # noqa: E402
+from torchvision.datasets import MNIST  # noqa: E402
+
+from lit_mnist.cli import LitMNISTCLI  # noqa: E402
+
+
+class StepTimer(pl.Callback):
+    """Seconds from the start of step `warmup` to the end of training."""
+
+    def __init__(self, warmup: int) -> None:
+        self.warmup, self.start, self.seconds = warmup, None, None
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.warmup and self.start is None:
+            self.start = time.perf_counter()
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self.seconds = time.perf_counter() - self.start
+
+
+@contextmanager
+def in_temporary_folder():
+    previous = os.getcwd()
+    with tempfile.TemporaryDirectory() as folder:
+        os.chdir(folder)
+        try:
+            yield
+        finally:
+            os.chdir(previous)
+
+
+def plain(data, steps: int, warmup: int) -> float:
+    marks = {}
+
+    def on_step(step: int) -> None:
+        if step == warmup:
+            marks["start"] = time.perf_counter()
+
+    plain_loop.train(data, steps, on_step=on_step)
+    return (steps - warmup) / (time.perf_counter() - marks["start"])
+
+
+def project(data_dir: str, steps: int, warmup: int) -> float:
+    # LightningCLI warns when it gets both args and a command line of its own (this script's).
+    with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
+        cli = LitMNISTCLI(
+            args=["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir,
+                  "--trainer.max_steps", str(steps)],
+            run=False,
+        )
+        timer = StepTimer(warmup)
+        cli.trainer.callbacks.append(timer)
+        cli.trainer.fit(cli.model, cli.datamodule)
+    return (steps - warmup) / timer.seconds
+
+
+class NaiveMNIST(pl.LightningModule):
+    """The post's network as a typical tutorial writes it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer1, self.layer2, self.layer3 = nn.Linear(784, 500), nn.Linear(500, 500), nn.Linear(500, 10)
+        for layer in (self.layer1, self.layer2, self.layer3):
+            nn.init.normal_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, x):
+        return self.layer3(F.relu(self.layer2(F.relu(self.layer1(x.view(x.size(0), -1))))))
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        loss = F.cross_entropy(logits, y)
+        self.log("train_loss", loss, prog_bar=True)
+        self.log("train_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        logits = self(x)
+        self.log("val_loss", F.cross_entropy(logits, y), prog_bar=True)
+        self.log("val_acc", (logits.argmax(1) == y).float().mean(), prog_bar=True)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-4)
+
+
+def naive(data_dir: str, steps: int, warmup: int) -> float:
+    dataset = MNIST(data_dir, train=True, transform=transforms.ToTensor())
+    train = DataLoader(Subset(dataset, range(5000, 60000)), batch_size=100, shuffle=True)
+    val = DataLoader(Subset(dataset, range(5000)), batch_size=100)
+    timer = StepTimer(warmup)
+    with in_temporary_folder():
+        trainer = pl.Trainer(max_steps=steps, callbacks=[timer], enable_model_summary=False)
+        trainer.fit(NaiveMNIST(), train, val)
+    return (steps - warmup) / timer.seconds
+
+
+# Runs one command and reports its wall time and peak memory. It is started from this small launcher because Linux
+# hands a forked child its parent's memory high-water mark: measured from this script (over 1 GiB by then), every
+# command would report at least that much.
+LAUNCHER = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+process = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+_, status, usage = os.wait4(process.pid, 0)
+print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_maxrss / 1024)
+"""
+
+
+def whole_command(command: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak resident MiB of one command run in its own process."""
+    with in_temporary_folder():
+        result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+    code, seconds, mebibytes = result.stdout.split()
+    if code != "0":
+        raise SystemExit(f"failed: {' '.join(command)}")
+    return float(seconds), float(mebibytes)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--naive-steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--skip-whole", action="store_true", help="skip the whole-command comparison")
+    args = parser.parse_args()
+    data_dir = str(Path(args.data_dir).resolve())
+
+    print(f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads, "
+          f"{os.cpu_count()} cores")
+    data = plain_loop.load(data_dir)
+    rates: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    for round_number in range(1, args.rounds + 1):
+        rates["a"].append(plain(data, args.steps, args.warmup))
+        rates["b"].append(project(data_dir, args.steps, args.warmup))
+        rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
+        print(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
+              file=sys.stderr)
+    a, b, c = (statistics.median(rates[key]) for key in "abc")
+    print(f"(a) plain PyTorch loop       {a:7.1f} steps/s")
+    print(f"(b) lit_mnist fit            {b:7.1f} steps/s   b/a = {b / a:.3f}")
+    print(f"(c) naive Lightning port     {c:7.1f} steps/s   c/a = {c / a:.3f}")
+
+    if not args.skip_whole:
+        plain_wall, plain_mib = whole_command(
+            [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir])
+        fit_wall, fit_mib = whole_command(
+            [sys.executable, "-m", "lit_mnist", "fit", "--config", str(REPO / "configs" / "seed.yaml"),
+             "--data.data_dir", data_dir])
+        print(f"whole command, 5,000 steps: plain script {plain_wall:.1f} s, {plain_mib:.0f} MiB peak; "
+              f"lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak")
+        print(f"wall time fit/plain = {fit_wall / plain_wall:.3f}, peak memory fit/plain = {fit_mib / plain_mib:.3f}")
+
+
+if __name__ == "__main__":
+    main()
