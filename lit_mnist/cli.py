@@ -116,15 +116,19 @@ class LitMNISTCLI(LightningCLI):
             if subcommand == "fit":
                 self._continue_in_run_folder(config, Path(config.ckpt_path), checkpoint["global_step"])
 
-    def _runs_folder(self, config: Any) -> Path:
-        logger = config.trainer.logger
-        init_args = logger.init_args if hasattr(logger, "init_args") else logger
+    def _runs_folder(self, config: Any) -> Optional[Path]:
+        """Where the configured TensorBoard logger keeps its version_N folders (None for another logger or none)."""
+        init_args = getattr(config.trainer.logger, "init_args", None)
+        if init_args is None or "save_dir" not in init_args:
+            return None
         return Path(init_args.save_dir) / (init_args.name or "")
 
     def _latest_run_checkpoint(self, config: Any) -> Path:
         """The last.ckpt of the newest run in the log folder whose model and data settings are this run's."""
         wanted = self._experiment(self.parser.dump(self.config, skip_none=False, format="yaml"), self.config.subcommand)
         runs = self._runs_folder(config)
+        if runs is None:
+            raise UserError("--ckpt_path last finds runs through the TensorBoard logger's folders; give the path instead")
         for folder in sorted(runs.glob("version_*"), key=_version_number, reverse=True):
             last, saved = folder / "checkpoints" / "last.ckpt", folder / "config.yaml"
             if last.is_file() and saved.is_file() and self._experiment(saved.read_text()) == wanted:
@@ -147,7 +151,8 @@ class LitMNISTCLI(LightningCLI):
         match = re.fullmatch(r"version_(\d+)", run.name)
         if ckpt_path.resolve().parent.name != "checkpoints" or not match:
             return
-        if run.parent != self._runs_folder(config).resolve():
+        runs = self._runs_folder(config)
+        if runs is None or run.parent != runs.resolve():
             return
         config.trainer.logger.init_args.version = int(match.group(1))
         # Drop the events logged after this checkpoint by the interrupted process, so TensorBoard shows one curve.

@@ -71,16 +71,13 @@ class MNISTDataModule(LightningDataModule):
         mnist_files.check_files(self.data_dir)
 
     def setup(self, stage: str) -> None:
-        if stage == "fit":
+        if stage in ("fit", "validate"):
             images, labels = self._load(train=True)
             val = self.hparams.val_size
             if val >= len(labels):
                 raise UserError(f"--data.val_size {val} leaves no training images: MNIST's training set has {len(labels)}")
             self.val_data = images[:val], labels[:val]
             self.train_data = images[val:], labels[val:]
-        elif stage == "validate":
-            images, labels = self._load(train=True)
-            self.val_data = images[: self.hparams.val_size], labels[: self.hparams.val_size]
         elif stage == "test":
             self.test_data = self._load(train=False)
 

@@ -98,18 +98,20 @@ class MNISTClassifier(LightningModule):
             images = (images - PIXEL_MEAN) / PIXEL_STD
         return self.network(images.flatten(1))
 
-    def _step(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> Tensor:
+    def _logits_and_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         images, labels = batch
         logits = self(images)
-        loss = F.cross_entropy(logits, labels)
-        loss_metric.update(loss.detach(), weight=labels.numel())
-        acc_metric.update(logits.detach(), labels)
-        return loss
+        return logits, F.cross_entropy(logits, labels)
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
+        logits, loss = self._logits_and_loss(batch)
+        labels = batch[1]
+        loss_metric.update(loss, weight=labels.numel())
+        acc_metric.update(logits, labels)
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        images, labels = batch
-        logits = self(images)
-        loss = F.cross_entropy(logits, labels)
+        logits, loss = self._logits_and_loss(batch)
+        labels = batch[1]
         # Each step only keeps its loss, predictions and labels (tensors on the device, no sync). The metrics see
         # them in one update on the steps the logger writes (the post printed every 100 steps): a torchmetrics
         # update per step would cost a noticeable share of this small network's step.
@@ -130,12 +132,12 @@ class MNISTClassifier(LightningModule):
         self.train_acc.reset()
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, self.val_loss, self.val_acc)
+        self._evaluate(batch, self.val_loss, self.val_acc)
         self.log("val/loss", self.val_loss, prog_bar=True)
         self.log("val/acc", self.val_acc, prog_bar=True)
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step(batch, self.test_loss, self.test_acc)
+        self._evaluate(batch, self.test_loss, self.test_acc)
         self.log("test/loss", self.test_loss)
         self.log("test/acc", self.test_acc)
 

@@ -3,9 +3,10 @@
 from pathlib import Path
 
 import pytest
+import torch
 
 from lit_mnist.cli import main
-from tests.conftest import TINY_ARGS
+from tests.conftest import TINY_ARGS, write_idx
 
 
 @pytest.fixture(autouse=True)
@@ -129,10 +130,56 @@ def test_run_folder_that_cannot_be_written(tiny_data, tmp_path, monkeypatch, cap
     assert Path("taken").read_text() == "a file where the runs folder should go"
 
 
-def test_truncated_data_file(tiny_data, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    images = tiny_data / "MNIST" / "raw" / "train-images-idx3-ubyte"
+def truncate(raw):
+    images = raw / "train-images-idx3-ubyte"
     images.write_bytes(images.read_bytes()[:5000])
+
+
+def break_header(raw):
+    (raw / "train-labels-idx1-ubyte").write_bytes(b"<html>404 Not Found</html>")
+
+
+def unpair(raw):
+    write_idx(raw / "t10k-labels-idx1-ubyte", torch.zeros(7, dtype=torch.uint8))
+
+
+def corrupt_official(raw):
+    # The official test labels' size (10,000 labels) with other bytes: a damaged download.
+    write_idx(raw / "t10k-labels-idx1-ubyte", torch.zeros(10000, dtype=torch.uint8))
+    write_idx(raw / "t10k-images-idx3-ubyte", torch.zeros(10000, 28, 28, dtype=torch.uint8))
+
+
+@pytest.mark.parametrize(
+    ("damage", "expected"),
+    [
+        (truncate, "train-images-idx3-ubyte is truncated"),
+        (break_header, "train-labels-idx1-ubyte is not an IDX file"),
+        (unpair, "holds 200 images but t10k-labels-idx1-ubyte holds 7 labels"),
+        (corrupt_official, "official file's size but not its SHA-256, so it is corrupt"),
+    ],
+)
+def test_damaged_data_files(damage, expected, tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    damage(tiny_data / "MNIST" / "raw")
     line = run_main(["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS], capsys)
-    assert "train-images-idx3-ubyte is truncated" in line and "replace" in line
+    assert expected in line
     assert not Path("lightning_logs").exists()
+
+
+def test_no_network_for_the_download(tmp_path, monkeypatch, capsys):
+    from lit_mnist import mnist_files
+
+    def offline(self):
+        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://..., got: <urlopen error>")
+
+    monkeypatch.setattr(mnist_files.MNIST, "download", offline)
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit"], capsys)
+    assert "could not download MNIST into data/MNIST/raw" in line and "copy the four files" in line
+    assert not Path("lightning_logs").exists()
+
+
+def test_resume_last_without_the_tensorboard_logger(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--data.data_dir", str(tiny_data), "--trainer.logger", "false", "--ckpt_path", "last"], capsys)
+    assert "give the path instead" in line
