@@ -85,7 +85,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             except OSError as error:
                 raise UserError(
                     f"cannot create a run folder in {root} ({error.strerror}); choose a writable folder with "
-                    "--trainer.logger.init_args.save_dir"
+                    "--trainer.logger.save_dir"
                 ) from None
             self._claim_folder = False
         return super().experiment

@@ -124,7 +124,7 @@ def test_run_folder_that_cannot_be_written(tiny_data, tmp_path, monkeypatch, cap
     monkeypatch.chdir(tmp_path)
     Path("taken").write_text("a file where the runs folder should go")
     line = run_main(
-        ["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.logger.init_args.save_dir", "taken"], capsys
+        ["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.logger.save_dir", "taken"], capsys
     )
     assert "cannot create a run folder in taken/lightning_logs" in line
     assert Path("taken").read_text() == "a file where the runs folder should go"
