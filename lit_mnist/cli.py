@@ -16,7 +16,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgre
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-
 from lit_mnist.callbacks import PeriodicLastCheckpoint, RNGStateCheckpoint
 from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
@@ -128,7 +127,9 @@ class LitMNISTCLI(LightningCLI):
         wanted = self._experiment(self.parser.dump(self.config, skip_none=False, format="yaml"), self.config.subcommand)
         runs = self._runs_folder(config)
         if runs is None:
-            raise UserError("--ckpt_path last finds runs through the TensorBoard logger's folders; give the path instead")
+            raise UserError(
+                "--ckpt_path last finds runs through the TensorBoard logger's folders; give the path instead"
+            )
         for folder in sorted(runs.glob("version_*"), key=_version_number, reverse=True):
             last, saved = folder / "checkpoints" / "last.ckpt", folder / "config.yaml"
             if last.is_file() and saved.is_file() and self._experiment(saved.read_text()) == wanted:

@@ -1,6 +1,5 @@
 """MNIST as a LightningDataModule: torchvision reads the files once, batches are cut from tensors in memory."""
 
-from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -75,7 +74,9 @@ class MNISTDataModule(LightningDataModule):
             images, labels = self._load(train=True)
             val = self.hparams.val_size
             if val >= len(labels):
-                raise UserError(f"--data.val_size {val} leaves no training images: MNIST's training set has {len(labels)}")
+                raise UserError(
+                    f"--data.val_size {val} leaves no training images: MNIST's training set has {len(labels)}"
+                )
             self.val_data = images[:val], labels[:val]
             self.train_data = images[val:], labels[val:]
         elif stage == "test":
@@ -92,7 +93,8 @@ class MNISTDataModule(LightningDataModule):
     def train_dataloader(self) -> ShuffledBatches:
         if self.train_batches is None:
             # One seed governs the whole run: seed_everything(seed) makes torch.initial_seed() == seed.
-            self.train_batches = ShuffledBatches(*self.train_data, self.batch_size, torch.initial_seed(), **self._shard())
+            seed = torch.initial_seed()
+            self.train_batches = ShuffledBatches(*self.train_data, self.batch_size, seed, **self._shard())
         return self.train_batches
 
     def val_dataloader(self) -> SequentialBatches:

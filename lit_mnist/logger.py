@@ -5,9 +5,9 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional
 
+from lightning.fabric.loggers.logger import rank_zero_experiment
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
-from lightning.fabric.loggers.logger import rank_zero_experiment
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
 

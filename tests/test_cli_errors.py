@@ -181,5 +181,6 @@ def test_no_network_for_the_download(tmp_path, monkeypatch, capsys):
 
 def test_resume_last_without_the_tensorboard_logger(tiny_data, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    line = run_main(["fit", "--data.data_dir", str(tiny_data), "--trainer.logger", "false", "--ckpt_path", "last"], capsys)
+    args = ["fit", "--data.data_dir", str(tiny_data), "--trainer.logger", "false", "--ckpt_path", "last"]
+    line = run_main(args, capsys)
     assert "give the path instead" in line

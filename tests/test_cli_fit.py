@@ -54,7 +54,8 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     node_names = [node.name for node in events.Graph().node]
     for layer in ("layer1", "layer2", "layer3"):
         assert any(f"[{layer}]" in name for name in node_names), layer
-    graphs = sum(1 for path in run.glob("events.out.tfevents.*") if EventAccumulator(str(path)).Reload().Tags()["graph"])
+    event_files = run.glob("events.out.tfevents.*")
+    graphs = sum(1 for path in event_files if EventAccumulator(str(path)).Reload().Tags()["graph"])
     assert graphs == 1
 
 
@@ -124,3 +125,10 @@ def test_cli_overrides_reach_the_model(tmp_path):
     result = run_cli("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
 
+
+
+def test_the_tuned_config_keeps_the_posts_network(tmp_path):
+    result = run_cli("fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--print_config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    assert config["model"]["hidden_sizes"] == [500, 500] and config["model"]["init"] == "kaiming"
