@@ -36,7 +36,7 @@ class _Batches:
 
 
 class SequentialBatches(_Batches):
-    """Every sample once, in file order: for validation, test and prediction."""
+    """Every sample once, in file order: for validation and test."""
 
     def __iter__(self) -> Iterator[Batch]:
         for batch_index in range(len(self)):
@@ -60,10 +60,7 @@ class ShuffledBatches(_Batches):
     def __iter__(self) -> Iterator[Batch]:
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         order = torch.randperm(len(self.labels), generator=generator)
-        return self._iterate(order, self.batches_done)
-
-    def _iterate(self, order: Tensor, first_batch: int) -> Iterator[Batch]:
-        for batch_index in range(first_batch, len(self)):
+        for batch_index in range(self.batches_done, len(self)):
             lo, hi = self._bounds(batch_index)
             indices = order[lo:hi]
             # Advance before yielding: a checkpoint taken while this batch trains must resume after it.
