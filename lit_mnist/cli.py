@@ -43,6 +43,7 @@ SEED = 42
 # Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
 # no user of this project can act on (Lightning has to change), so it is not shown.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
+
 # Redrawing the bar every step, Lightning's default, costs more than a training step of this small network.
 PROGRESS_BAR_REFRESH_STEPS = 25
 

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny MNIST-format data written by the tests themselves, and a CLI runner."""
 
 import os
+import re
 import struct
 import subprocess
 import sys
@@ -59,6 +60,16 @@ def real_data() -> Path:
 
 # Small runs on tiny data: the seed network, a few steps, checkpoints often enough to matter.
 TINY_ARGS = ["--data.val_size", "100", "--trainer.max_steps", "30", "--last_checkpoint.every_n_train_steps", "10"]
+
+
+def reported(output: str, metric: str) -> float:
+    """The value Lightning's results table printed for a metric."""
+    return float(re.search(rf"{re.escape(metric)}\s+([0-9.]+)", output).group(1))
+
+
+def last_checkpoint(work: Path) -> dict:
+    """The last.ckpt of the first run in a folder where `python -m lit_mnist fit` ran."""
+    return torch.load(work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:

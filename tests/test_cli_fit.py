@@ -1,18 +1,12 @@
 """The user's flow, run as a user runs it: `python -m lit_mnist ...` in a folder of their own."""
 
-import re
 from pathlib import Path
 
 import pytest
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, TINY_ARGS, run_cli
-
-
-def reported(output: str, metric: str) -> float:
-    """The value Lightning's results table prints for a metric."""
-    return float(re.search(rf"{re.escape(metric)}\s+([0-9.]+)", output).group(1))
+from tests.conftest import REPO, TINY_ARGS, reported, run_cli
 
 
 @pytest.fixture(scope="module")

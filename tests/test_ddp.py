@@ -1,11 +1,9 @@
 """Two CPU processes under Lightning's DDP (gloo) train as one process does on the same global batches."""
 
-import re
-
 import pytest
 import torch
 
-from tests.conftest import run_cli
+from tests.conftest import last_checkpoint, reported, run_cli
 
 # Kaiming init and a moderate rate keep the arithmetic tame, so the only difference between the runs is the order
 # in which floating-point sums are taken.
@@ -37,12 +35,9 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     assert ddp.stdout.count("test/acc") == 1
 
     # Each process took half of every global batch of 100 and DDP averaged the gradients: the same steps.
-    def final(folder):
-        return torch.load(folder / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
-
-    single_state, ddp_state = final(single_dir), final(ddp_dir)
+    single_state, ddp_state = last_checkpoint(single_dir), last_checkpoint(ddp_dir)
     assert single_state["global_step"] == ddp_state["global_step"] == 20
     for name, weights in single_state["state_dict"].items():
         assert torch.allclose(weights, ddp_state["state_dict"][name], rtol=1e-4, atol=1e-5), name
-    accuracy = [float(re.search(r"test/acc\s+([0-9.]+)", run.stdout).group(1)) for run in (single, ddp)]
+    accuracy = [reported(run.stdout, "test/acc") for run in (single, ddp)]
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1 / 200)  # at most one of the 200 test images differs

@@ -1,11 +1,9 @@
 """On the real MNIST files (../shared/data in CI): the split, and the post's experiment end to end."""
 
-import re
-
 import torch
 
 from lit_mnist.data import MNISTDataModule
-from tests.conftest import REPO, run_cli
+from tests.conftest import REPO, reported, run_cli
 
 
 def test_the_split_and_label_counts_are_mnists(real_data):
@@ -26,5 +24,5 @@ def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
         "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    accuracy = float(re.search(r"test/acc\s+([0-9.]+)", result.stdout).group(1))
+    accuracy = reported(result.stdout, "test/acc")
     assert 0.80 <= accuracy <= 0.92

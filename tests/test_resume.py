@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, run_cli, write_tiny_mnist
+from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
 
 # Everything that draws random numbers or carries state is on: shuffling, dropout, augmentation, AdamW's moments
 # and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11 steps only
@@ -28,7 +28,7 @@ RUN_ARGS = [
 
 
 def final_state(work: Path) -> dict[str, torch.Tensor]:
-    checkpoint = torch.load(work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
+    checkpoint = last_checkpoint(work)
     assert checkpoint["global_step"] == STEPS
     return checkpoint["state_dict"]
 
