@@ -11,23 +11,24 @@ import torch
 import yaml
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch import Trainer
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lit_mnist.callbacks import PeriodicLastCheckpoint, RNGStateCheckpoint
+from lit_mnist.callbacks import PeriodicLastCheckpoint, RNGStateCheckpoint, TestFigures
 from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import UserError
 from lit_mnist.logger import TensorBoardLogger
 from lit_mnist.model import MNISTClassifier
+from lit_mnist.trainer import Trainer
 
 # The post's run: 5,000 steps of batch 100. Everything else of the post is the model's and data's defaults.
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_steps": 5000,
     "logger": lazy_instance(TensorBoardLogger),
-    "callbacks": [RNGStateCheckpoint()],  # always on: exact resume needs it
+    # Always on: exact resume needs the RNG states; the test figures are part of every run's TensorBoard page.
+    "callbacks": [RNGStateCheckpoint(), TestFigures()],
 }
 CHECKPOINT_DEFAULTS = {
     "monitor": "val/acc",
@@ -74,12 +75,13 @@ class RunConfigSaver(SaveConfigCallback):
 
 
 class LitMNISTCLI(LightningCLI):
-    """``python -m lit_mnist {fit,validate,test}``: see the README for every option."""
+    """``python -m lit_mnist {fit,validate,test,predict,lr_find}``: see the README for every option."""
 
     def __init__(self, args: Optional[list[str]] = None, **kwargs: Any) -> None:
         super().__init__(
             MNISTClassifier,
             MNISTDataModule,
+            trainer_class=Trainer,
             trainer_defaults=TRAINER_DEFAULTS,
             seed_everything_default=SEED,
             save_config_callback=RunConfigSaver,
@@ -92,9 +94,8 @@ class LitMNISTCLI(LightningCLI):
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
-        commands = LightningCLI.subcommands()
-        del commands["predict"]  # predicting needs image input that the data module does not read yet
-        return commands
+        # Each subcommand is the Trainer method of that name; the set lists its arguments the CLI fills in itself.
+        return {**LightningCLI.subcommands(), "lr_find": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
@@ -109,6 +110,10 @@ class LitMNISTCLI(LightningCLI):
             return
         config = self.config[subcommand]
         _check_options_lightning_leaves_unchecked(config)
+        if subcommand == "predict" and not config.get("ckpt_path"):
+            raise UserError(
+                "predict needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
+            )
         if config.get("ckpt_path") == "last" and subcommand == "fit":
             config.ckpt_path = str(self._latest_run_checkpoint(config))
         if config.get("ckpt_path"):
@@ -164,6 +169,16 @@ class LitMNISTCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._get(self.config_init, "trainer", default={})
         callbacks = list(config.get("callbacks") or [])
+        if self.subcommand == "predict":
+            # Predictions are printed (and written to --output): no bar among them, and no run folder, config.yaml
+            # or checkpoint for a command that trains nothing.
+            config["enable_progress_bar"] = False
+            config["logger"] = False
+            config["enable_checkpointing"] = False
+            self.save_config_callback = None
+            # Lightning asks for the checkpoint callbacks of the run that made the checkpoint: they matter when
+            # training goes on from it, not for predicting.
+            warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]
@@ -189,6 +204,10 @@ class LitMNISTCLI(LightningCLI):
         if self.trainer.interrupted:
             return
         self.trainer.test(self.model, datamodule=self.datamodule)
+
+    def after_predict(self) -> None:
+        if self.datamodule.unreadable:  # each has had its line; the exit status tells scripts that some failed
+            sys.exit(1)
 
 
 def _program_name() -> str:

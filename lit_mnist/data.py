@@ -1,5 +1,6 @@
 """MNIST as a LightningDataModule: torchvision reads the files once, batches are cut from tensors in memory."""
 
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -9,10 +10,11 @@ from torch import Tensor
 from torchvision.datasets import MNIST
 
 from lit_mnist import mnist_files
-from lit_mnist.augment import random_affine
+from lit_mnist.augment import random_distortion
 from lit_mnist.batches import SequentialBatches, ShuffledBatches
 from lit_mnist.errors import UserError
-from lit_mnist.model import NonNegativeFiniteFloat
+from lit_mnist.images import UnreadableImage, read_digit
+from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
 
 
 class MNISTDataModule(LightningDataModule):
@@ -34,6 +36,10 @@ class MNISTDataModule(LightningDataModule):
         max_rotation: Training augmentation: largest random rotation, in degrees (0 turns it off).
         max_shift: Training augmentation: largest random shift, as a fraction of the image size.
         max_scale: Training augmentation: largest random change of size, as a fraction (0.1 means 0.9x to 1.1x).
+        elastic_alpha: Training augmentation: strength of a random elastic warp, in pixels (0 turns it off).
+        elastic_sigma: Smoothness of the elastic warp, in pixels: the width of the Gaussian that smooths it.
+        predict_path: For predict: an image file, or a folder whose files are images (PNG, JPEG and whatever else
+            Pillow reads; any size, dark on light or light on dark). Each is prepared as MNIST's digits were.
     """
 
     def __init__(
@@ -45,19 +51,26 @@ class MNISTDataModule(LightningDataModule):
         max_rotation: NonNegativeFiniteFloat = 0.0,
         max_shift: NonNegativeFiniteFloat = 0.0,
         max_scale: NonNegativeFiniteFloat = 0.0,
+        elastic_alpha: NonNegativeFiniteFloat = 0.0,
+        elastic_sigma: PositiveFiniteFloat = 4.0,
+        predict_path: Optional[str] = None,
     ) -> None:
         super().__init__()
         # Plain numbers in the checkpoint, not the CLI's checked subclasses: see MNISTClassifier.
         batch_size, val_size = int(batch_size), int(val_size)
         max_rotation, max_shift, max_scale = float(max_rotation), float(max_shift), float(max_scale)
+        elastic_alpha, elastic_sigma = float(elastic_alpha), float(elastic_sigma)
         self.save_hyperparameters()
         self.data_dir = data_dir
         self.batch_size = batch_size
         self.train_batches: Optional[ShuffledBatches] = None
+        self.predict_files: list[Path] = []  # the images predicted, in the order of the predictions
+        self.unreadable: list[tuple[Path, str]] = []  # files that are not images, with the reason
 
     @property
     def augments(self) -> bool:
-        return any((self.hparams.max_rotation, self.hparams.max_shift, self.hparams.max_scale))
+        hparams = self.hparams
+        return any((hparams.max_rotation, hparams.max_shift, hparams.max_scale, hparams.elastic_alpha))
 
     def prepare_data(self) -> None:
         """Download MNIST if any of its files is missing, then check all four.
@@ -65,6 +78,8 @@ class MNISTDataModule(LightningDataModule):
         Lightning runs this once per machine, before the run writes anything, so bad data stops it with nothing
         written.
         """
+        if self.trainer is not None and self.trainer.predicting:
+            return  # predicting reads the user's images, not MNIST
         if mnist_files.missing_files(self.data_dir) and self.hparams.download:
             mnist_files.download(self.data_dir)
         mnist_files.check_files(self.data_dir)
@@ -81,6 +96,35 @@ class MNISTDataModule(LightningDataModule):
             self.train_data = images[val:], labels[val:]
         elif stage == "test":
             self.test_data = self._load(train=False)
+        elif stage == "predict":
+            self.predict_data = self._read_predict_images()
+
+    def _read_predict_images(self) -> tuple[Tensor, Tensor]:
+        """All readable images under predict_path as (digits, their index in predict_files)."""
+        path = self.hparams.predict_path
+        if path is None:
+            raise UserError("predict needs images: give a file or a folder with --data.predict_path")
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(file for file in path.iterdir() if file.is_file() and not file.name.startswith("."))
+        elif path.is_file():
+            files = [path]
+        else:
+            raise UserError(f"--data.predict_path {path}: no such file or folder")
+        digits = []
+        self.predict_files, self.unreadable = [], []
+        for file in files:
+            try:
+                digits.append(read_digit(file))
+                self.predict_files.append(file)
+            except UnreadableImage as error:
+                self.unreadable.append((file, str(error)))
+        if not digits:
+            if not files:
+                raise UserError(f"--data.predict_path {path}: the folder has no files")
+            problems = "; ".join(f"{file.name}: {reason}" for file, reason in self.unreadable[:3])
+            raise UserError(f"--data.predict_path {path}: no image could be read ({problems})")
+        return torch.stack(digits), torch.arange(len(digits))
 
     def _load(self, train: bool) -> tuple[Tensor, Tensor]:
         dataset = MNIST(self.data_dir, train=train, download=False)
@@ -103,6 +147,9 @@ class MNISTDataModule(LightningDataModule):
     def test_dataloader(self) -> SequentialBatches:
         return SequentialBatches(*self.test_data, self.batch_size, **self._shard())
 
+    def predict_dataloader(self) -> SequentialBatches:
+        return SequentialBatches(*self.predict_data, self.batch_size)
+
     def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
         """Turn uint8 pixels into floats in [0, 1] on the batch's device, augmenting training batches."""
         # Only the (uint8 images, labels) batches of these loaders; the model's example input passes untouched.
@@ -111,5 +158,13 @@ class MNISTDataModule(LightningDataModule):
         images, *rest = batch
         images = images.unsqueeze(1).float().div_(255)
         if self.trainer.training and self.augments:
-            images = random_affine(images, self.hparams.max_rotation, self.hparams.max_shift, self.hparams.max_scale)
+            hparams = self.hparams
+            images = random_distortion(
+                images,
+                hparams.max_rotation,
+                hparams.max_shift,
+                hparams.max_scale,
+                hparams.elastic_alpha,
+                hparams.elastic_sigma,
+            )
         return (images, *rest)

@@ -6,17 +6,24 @@ from pathlib import Path
 from typing import Any, Optional
 
 from lightning.fabric.loggers.logger import rank_zero_experiment
+from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
+from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from torch import Tensor
 from torch.utils.tensorboard import SummaryWriter
+from torch.utils.tensorboard.summary import hparams
 
 from lit_mnist.errors import UserError
 
+# The metrics that TensorBoard's HPARAMS tab lists beside each run's hyperparameters.
+HPARAMS_METRICS = ("test/acc", "test/loss", "val/acc", "val/loss")
+
 
 class TensorBoardLogger(LightningTensorBoardLogger):
-    """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with two changes.
+    """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with three changes.
 
+    - Hyperparameters go to TensorBoard's HPARAMS tab with the final test and validation metrics beside them.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
     - A new run claims its ``version_N`` folder by creating it, moving on to the next number if another run got there
@@ -43,8 +50,28 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
-        # A run continued in its old folder (version given) already has its graph.
-        self._graph_logged = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
+        # A run continued in its old folder (version given) already has its graph and hyperparameters.
+        continued = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
+        self._graph_logged = self._hparams_logged = continued
+
+    @rank_zero_only
+    def log_hyperparams(
+        self, params: Any, metrics: Optional[dict[str, Any]] = None, step: Optional[int] = None
+    ) -> None:
+        """Record the hyperparameters (hparams.yaml, and TensorBoard's HPARAMS tab with the run's final metrics).
+
+        Lightning calls this at the start of each trainer call, before any metric exists. TensorBoard's HPARAMS tab
+        shows, for each metric named here, the last value of the scalar with that tag, so the tab fills in with the
+        final validation and test results as they are logged; nothing is written under those tags here.
+        """
+        super().log_hyperparams(params, metrics, step)
+        if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
+            return
+        params = self._sanitize_params(_flatten_dict(_convert_params(params)))
+        writer = self.experiment._get_file_writer()
+        for summary in hparams(params, dict.fromkeys(HPARAMS_METRICS, 0.0)):  # only the names of the metrics count
+            writer.add_summary(summary)
+        self._hparams_logged = True
 
     def log_graph(self, model: LightningModule, input_array: Optional[Tensor] = None) -> None:
         if self._graph_logged:

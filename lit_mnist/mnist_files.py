@@ -60,8 +60,10 @@ def check_files(data_dir: str | Path) -> None:
     counts = {name: _check_idx(folder / name) for name in OFFICIAL_FILES}
     unofficial = [name for name in OFFICIAL_FILES if (folder / name).stat().st_size != OFFICIAL_FILES[name][1]]
     if unofficial:
-        rank_zero_info(f"Note: {folder} holds well-formed IDX files that are not the official MNIST release: "
-                       f"{', '.join(unofficial)}")
+        rank_zero_info(
+            f"Note: {folder} holds well-formed IDX files that are not the official MNIST release: "
+            f"{', '.join(unofficial)}"
+        )
     for split in ("train", "t10k"):
         images, labels = counts[f"{split}-images-idx3-ubyte"], counts[f"{split}-labels-idx1-ubyte"]
         if images != labels:

@@ -103,11 +103,14 @@ class MNISTClassifier(LightningModule):
         logits = self(images)
         return logits, F.cross_entropy(logits, labels)
 
-    def _evaluate(self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
+    def _evaluate(
+        self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
+    ) -> Tensor:
         logits, loss = self._logits_and_loss(batch)
         labels = batch[1]
         loss_metric.update(loss, weight=labels.numel())
         acc_metric.update(logits, labels)
+        return logits
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         logits, loss = self._logits_and_loss(batch)
@@ -136,10 +139,17 @@ class MNISTClassifier(LightningModule):
         self.log("val/loss", self.val_loss, prog_bar=True)
         self.log("val/acc", self.val_acc, prog_bar=True)
 
-    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.test_loss, self.test_acc)
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        """Logs test loss and accuracy; returns the predicted classes, which callbacks draw figures from."""
+        logits = self._evaluate(batch, self.test_loss, self.test_acc)
         self.log("test/loss", self.test_loss)
         self.log("test/acc", self.test_acc)
+        return logits.argmax(dim=1)
+
+    def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
+        """Class probabilities (N, 10) of a batch of images, with the batch's second part (the images' indices)."""
+        images, indices = batch
+        return indices, self(images).softmax(dim=1)
 
     def configure_optimizers(self):
         if self.hparams.optimizer == "sgd":
@@ -150,8 +160,9 @@ class MNISTClassifier(LightningModule):
                 weight_decay=self.hparams.weight_decay,
             )
         else:
+            # The fused kernel updates all parameters in one pass: on a CPU it roughly halves AdamW's share of a step.
             optimizer = torch.optim.AdamW(
-                self.parameters(), lr=self.learning_rate, weight_decay=self.hparams.weight_decay
+                self.parameters(), lr=self.learning_rate, weight_decay=self.hparams.weight_decay, fused=True
             )
         if self.hparams.lr_schedule == "constant":
             return optimizer
@@ -159,7 +170,10 @@ class MNISTClassifier(LightningModule):
         if self.hparams.lr_schedule == "onecycle":
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 # Momentum stays what the config says rather than cycling with the rate.
-                optimizer, max_lr=self.learning_rate, total_steps=total_steps, cycle_momentum=False
+                optimizer,
+                max_lr=self.learning_rate,
+                total_steps=total_steps,
+                cycle_momentum=False,
             )
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)

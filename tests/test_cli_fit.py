@@ -53,6 +53,33 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     assert graphs == 1
 
 
+def test_tensorboard_shows_the_confusion_matrix_and_misclassified_digits_after_the_test(fitted):
+    work, output = fitted
+    events = EventAccumulator(str(work / "lightning_logs" / "version_0"), size_guidance={"images": 0})
+    events.Reload()
+    assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
+    for tag in ("test/confusion_matrix", "test/misclassified"):
+        (image,) = events.Images(tag)  # one of each, from the one test pass
+        assert image.step == 30 and image.width > 200 and image.height > 200
+
+
+def test_hparams_tab_lists_the_hyperparameters_and_the_final_metrics(fitted):
+    from tensorboard.plugins.hparams import plugin_data_pb2
+
+    work, _ = fitted
+    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    metrics = {info.name.tag for info in experiment.metric_infos}
+    assert {"test/acc", "test/loss", "val/acc", "val/loss"} <= metrics
+    session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
+    assert session.hparams["learning_rate"].number_value == pytest.approx(1e-4)
+    assert session.hparams["batch_size"].number_value == 100
+    # The tab reads each metric's last scalar: the test metrics are there, once.
+    assert len(events.Scalars("test/acc")) == 1
+
+
 def test_logged_training_figures_match_a_direct_computation(fitted):
     """train/acc at each logging step is the accuracy over the steps since the previous one, recomputed here."""
     import torch
@@ -118,7 +145,6 @@ def test_the_seed_config_is_the_default(tmp_path):
 def test_cli_overrides_reach_the_model(tmp_path):
     result = run_cli("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
-
 
 
 def test_the_tuned_config_keeps_the_posts_network(tmp_path):

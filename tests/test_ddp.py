@@ -8,8 +8,20 @@ from tests.conftest import last_checkpoint, reported, run_cli
 # Kaiming init and a moderate rate keep the arithmetic tame, so the only difference between the runs is the order
 # in which floating-point sums are taken.
 ARGS = [
-    "--model.init", "kaiming", "--model.learning_rate", "0.01", "--data.val_size", "100", "--data.batch_size", "100",
-    "--trainer.max_steps", "20", "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu",
+    "--model.init",
+    "kaiming",
+    "--model.learning_rate",
+    "0.01",
+    "--data.val_size",
+    "100",
+    "--data.batch_size",
+    "100",
+    "--trainer.max_steps",
+    "20",
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.accelerator",
+    "cpu",
 ]
 
 
@@ -29,7 +41,7 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     # Rank 0 alone writes: one run folder, one config, one set of checkpoints, one printed result.
     runs = list((ddp_dir / "lightning_logs").iterdir())
     assert [run.name for run in runs] == ["version_0"]
-    assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir() if p.name.startswith("last"))== ["last.ckpt"]
+    assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
     assert len(list((runs[0] / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (runs[0] / "config.yaml").is_file()
     assert ddp.stdout.count("test/acc") == 1

@@ -20,9 +20,70 @@ def test_the_split_and_label_counts_are_mnists(real_data):
 def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
     """The post's 5,000 steps; it reports 85.75% test accuracy (our seeds: see the README)."""
     result = run_cli(
-        "fit", "--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
+        "fit",
+        "--config",
+        str(REPO / "configs" / "seed.yaml"),
+        "--data.data_dir",
+        str(real_data),
+        "--trainer.enable_progress_bar",
+        "false",
+        cwd=tmp_path,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     accuracy = reported(result.stdout, "test/acc")
     assert 0.80 <= accuracy <= 0.92
+
+
+def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_data, tmp_path):
+    """Test digits as a user's files would be: 10x larger, dark on light, RGB or JPEG; nearly all read right."""
+    from PIL import Image
+    from torchvision.datasets import MNIST
+    from torchvision.transforms.v2.functional import resize
+
+    fit = run_cli(
+        "fit",
+        "--data.data_dir",
+        str(real_data),
+        "--model.init",
+        "kaiming",
+        "--model.normalize_inputs",
+        "true",
+        "--model.optimizer",
+        "adamw",
+        "--model.learning_rate",
+        "0.001",
+        "--trainer.max_steps",
+        "1100",
+        "--trainer.enable_progress_bar",
+        "false",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert fit.returncode == 0, fit.stderr
+    images = tmp_path / "images"
+    images.mkdir()
+    test_set = MNIST(str(real_data), train=False)
+    labels = {}
+    for index in range(0, 10000, 50):  # 200 digits from across the test set
+        digit = 255 - resize(test_set.data[index][None], [280, 280], antialias=True)[0]
+        picture = Image.fromarray(digit.numpy())
+        name = f"{index:04d}" + (".jpg" if index % 100 else ".png")
+        (picture.convert("RGB") if index % 150 == 0 else picture).save(images / name)
+        labels[name] = int(test_set.targets[index])
+
+    result = run_cli(
+        "predict",
+        "--ckpt_path",
+        str(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"),
+        "--data.predict_path",
+        str(images),
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    predicted = {
+        line.split(": ")[0].rsplit("/", 1)[-1]: int(line.split(": ")[1][0]) for line in result.stdout.splitlines()
+    }
+    assert predicted.keys() == labels.keys()
+    right = sum(predicted[name] == label for name, label in labels.items())
+    assert right >= 0.95 * len(labels), f"{right} of {len(labels)} right"

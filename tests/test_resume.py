@@ -18,12 +18,36 @@ from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
 EVERY = 11
 STEPS = EVERY * 60
 RUN_ARGS = [
-    "--model.hidden_sizes", "[32, 32]", "--model.init", "kaiming", "--model.dropout", "0.2",
-    "--model.optimizer", "adamw", "--model.learning_rate", "0.01", "--model.lr_schedule", "onecycle",
-    "--data.max_rotation", "10", "--data.max_shift", "0.1", "--data.max_scale", "0.1", "--data.val_size", "100",
-    "--trainer.max_steps", str(STEPS), "--trainer.enable_progress_bar", "false",
-    "--trainer.check_val_every_n_epoch", "10",
-    "--checkpoint.save_last", "false", "--last_checkpoint.every_n_train_steps", str(EVERY),
+    "--model.hidden_sizes",
+    "[32, 32]",
+    "--model.init",
+    "kaiming",
+    "--model.dropout",
+    "0.2",
+    "--model.optimizer",
+    "adamw",
+    "--model.learning_rate",
+    "0.01",
+    "--model.lr_schedule",
+    "onecycle",
+    "--data.max_rotation",
+    "10",
+    "--data.max_shift",
+    "0.1",
+    "--data.max_scale",
+    "0.1",
+    "--data.val_size",
+    "100",
+    "--trainer.max_steps",
+    str(STEPS),
+    "--trainer.enable_progress_bar",
+    "false",
+    "--trainer.check_val_every_n_epoch",
+    "10",
+    "--checkpoint.save_last",
+    "false",
+    "--last_checkpoint.every_n_train_steps",
+    str(EVERY),
 ]
 
 
@@ -34,7 +58,7 @@ def final_state(work: Path) -> dict[str, torch.Tensor]:
 
 
 def printed_test_metrics(output: str) -> str:
-    return output[output.index("Test metric"):]
+    return output[output.index("Test metric") :]
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +90,11 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
 
     # Start the same run and kill it hard once it has saved a few checkpoints.
     process = subprocess.Popen(
-        [sys.executable, "-m", "lit_mnist", *args], cwd=interrupted, stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)},
+        [sys.executable, "-m", "lit_mnist", *args],
+        cwd=interrupted,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
     )
     last = interrupted / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     deadline = time.monotonic() + 300

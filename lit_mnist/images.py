@@ -1,0 +1,88 @@
+"""The user's own digit images, prepared the way MNIST's digits were (LeCun et al.'s description of the dataset).
+
+MNIST's digits are white on black, size-normalised to fit a 20x20 box with their aspect ratio kept (anti-aliasing
+gives grey edges), then placed in a 28x28 field so that their centre of mass sits at its centre.
+"""
+
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+from torch import Tensor
+from torchvision.transforms.v2.functional import pil_to_tensor, resize
+
+from lit_mnist.model import IMAGE_SIZE
+
+DIGIT_BOX = 20  # the longer side of a digit, in pixels
+# Where MNIST's digits have their centre of mass, in pixel coordinates (measured: 13.99 and 14.01 on the test set).
+CENTRE = IMAGE_SIZE / 2
+# Ink is what stands out from the background by more than this share of the darkest-to-brightest range; fainter
+# pixels (paper texture, JPEG noise) do not count when the digit's box is found.
+INK_THRESHOLD = 0.25
+
+
+class UnreadableImage(Exception):
+    """A file that is not an image, or an image with no digit in it."""
+
+
+def read_digit(path: Path) -> Tensor:
+    """Read an image file (any size, RGB or grey, either polarity) and return it as an MNIST digit: uint8 (28, 28)."""
+    try:
+        with Image.open(path) as image:
+            image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
+            if _has_transparency(image):
+                # A digit drawn on a transparent background: the opaque pixels are the ink, whatever their colour.
+                grey = image.convert("RGBA").getchannel("A")
+            else:
+                grey = image.convert("L")
+    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+        raise UnreadableImage(f"not an image ({_reason(error)})") from None
+    except (OSError, ValueError) as error:  # truncated or damaged files, unsupported modes
+        raise UnreadableImage(f"not a readable image ({_reason(error)})") from None
+    return to_mnist_digit(pil_to_tensor(grey)[0])
+
+
+def to_mnist_digit(grey: Tensor) -> Tensor:
+    """Turn a greyscale uint8 image (H, W) into a white-on-black 28x28 digit, as MNIST's were made.
+
+    The background's brightness is the median of the border pixels: on a light background the image is inverted.
+    """
+    pixels = grey.float()
+    border = torch.cat([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]])
+    background = border.median()
+    if background > 127.5:
+        pixels, background = 255 - pixels, 255 - background
+    ink = (pixels - background).clamp(min=0)
+    if ink.max() < 16:  # within JPEG noise of the background everywhere
+        raise UnreadableImage("no digit found: the image is one flat shade")
+    ink = ink * (255 / ink.max())  # full contrast, as MNIST's strokes are
+
+    rows = (ink > INK_THRESHOLD * 255).any(dim=1).nonzero()
+    cols = (ink > INK_THRESHOLD * 255).any(dim=0).nonzero()
+    digit = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
+
+    height, width = digit.shape
+    scale = DIGIT_BOX / max(height, width)
+    size = [max(1, round(height * scale)), max(1, round(width * scale))]
+    digit = resize(digit[None], size, antialias=True)[0].clamp(0, 255)
+
+    # Place the digit so that its centre of mass falls on MNIST's, keeping all of it inside the field.
+    total = digit.sum()
+    centre_y = (digit.sum(dim=1) * torch.arange(size[0])).sum() / total
+    centre_x = (digit.sum(dim=0) * torch.arange(size[1])).sum() / total
+    top = min(max(round(float(CENTRE - centre_y)), 0), IMAGE_SIZE - size[0])
+    left = min(max(round(float(CENTRE - centre_x)), 0), IMAGE_SIZE - size[1])
+    field = torch.zeros(IMAGE_SIZE, IMAGE_SIZE)
+    field[top : top + size[0], left : left + size[1]] = digit
+    return field.round().to(torch.uint8)
+
+
+def _has_transparency(image: Image.Image) -> bool:
+    if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
+        return False
+    low, _ = image.convert("RGBA").getchannel("A").getextrema()
+    return low < 255
+
+
+def _reason(error: Exception) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

@@ -1,0 +1,119 @@
+"""Lightning's Trainer with the two commands this project adds: predictions written out, and the LR finder.
+
+LightningCLI makes a subcommand of each Trainer method it is told about, with the method's arguments as options, so
+both live here.
+"""
+
+import csv
+import math
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import lightning.pytorch as pl
+import matplotlib
+from jsonargparse.typing import PositiveInt
+from lightning.pytorch.tuner import Tuner
+
+from lit_mnist.errors import UserError
+from lit_mnist.model import PositiveFiniteFloat
+
+matplotlib.use("Agg")  # figures are only ever written to files, also where no display exists
+
+
+class Trainer(pl.Trainer):
+    def predict(
+        self,
+        model: Optional[pl.LightningModule] = None,
+        dataloaders: Any = None,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        return_predictions: Optional[bool] = None,
+        ckpt_path: Optional[str] = None,
+        weights_only: Optional[bool] = None,
+        output: Optional[Path] = None,
+    ) -> Optional[list[Any]]:
+        """Predict the digit in each of your images: one line per file, and a CSV file if you ask for one.
+
+        Args:
+            model: The network.
+            dataloaders: Batches of (images, indices) to predict; by default the data module's.
+            datamodule: Reads the images given with --data.predict_path.
+            return_predictions: Keep the predictions (they are needed for the output: leave it on).
+            ckpt_path: The trained network's checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
+            weights_only: Load only tensors and plain data from the checkpoint.
+            output: Also write the predictions to this CSV file (columns file, digit, probability). It must not
+                exist yet: nothing is overwritten.
+        """
+        if output is not None and Path(output).exists():
+            raise UserError(f"--output {output} already exists; choose another file name or move it away")
+        predictions = super().predict(model, dataloaders, datamodule, True, ckpt_path, weights_only)
+        if not self.is_global_zero or datamodule is None:
+            return predictions
+        rows = []
+        for indices, probabilities in predictions:
+            best, digits = probabilities.max(dim=1)
+            for index, digit, probability in zip(indices.tolist(), digits.tolist(), best.tolist()):
+                rows.append((str(datamodule.predict_files[index]), digit, probability))
+        for file, digit, probability in rows:
+            print(f"{file}: {digit} ({probability:.1%})")
+        for file, reason in datamodule.unreadable:
+            sys.stderr.write(f"error: {file}: {reason}; skipped\n")
+        if output is not None:
+            with open(output, "x", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(["file", "digit", "probability"])
+                writer.writerows((file, digit, f"{probability:.6f}") for file, digit, probability in rows)
+        return predictions
+
+    def lr_find(
+        self,
+        model: pl.LightningModule,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        min_lr: PositiveFiniteFloat = 1e-6,
+        max_lr: PositiveFiniteFloat = 1.0,
+        num_training: PositiveInt = 100,
+        early_stop_threshold: Optional[PositiveFiniteFloat] = 4.0,
+    ) -> Optional[float]:
+        """Find a learning rate: Lightning's LR range test, with the loss-vs-rate plot saved and logged.
+
+        The rate grows exponentially from min_lr to max_lr over num_training steps while the training loss is
+        recorded; the suggestion is where the loss falls fastest. The plot goes to lr_find.png in the run's folder and
+        to TensorBoard's IMAGES tab.
+
+        Args:
+            model: The network, with its optimizer settings (any schedule is replaced by the finder's).
+            datamodule: The training data.
+            min_lr: Smallest rate tried.
+            max_lr: Largest rate tried.
+            num_training: Steps of the test, one rate each.
+            early_stop_threshold: Stop when the loss exceeds this multiple of the best loss so far (null: never).
+        """
+        if not min_lr < max_lr:
+            raise UserError(f"--min_lr ({min_lr}) must be smaller than --max_lr ({max_lr})")
+        finder = Tuner(self).lr_find(
+            model,
+            datamodule=datamodule,
+            min_lr=float(min_lr),
+            max_lr=float(max_lr),
+            num_training=int(num_training),
+            early_stop_threshold=None if early_stop_threshold is None else float(early_stop_threshold),
+            update_attr=False,
+        )
+        if finder is None or not self.is_global_zero:
+            return None
+        suggestion = finder.suggestion()
+        figure = finder.plot(suggest=suggestion is not None)
+        figure.axes[0].set_title("Training loss while the learning rate grows")
+        experiment = self.logger.experiment if self.logger is not None else None  # creates the run's folder
+        folder = Path(self.log_dir or self.default_root_dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        plot = folder / "lr_find.png"
+        figure.savefig(plot, dpi=100)
+        if hasattr(experiment, "add_figure"):
+            experiment.add_figure("lr_find", figure)
+            experiment.flush()
+        if suggestion is None or not math.isfinite(suggestion):
+            print(f"No learning rate to suggest: the loss never fell steadily. Plot: {plot}")
+            return None
+        print(f"Suggested learning rate: {suggestion:.3g} (--model.learning_rate {suggestion:.3g}). Plot: {plot}")
+        return suggestion

@@ -1,0 +1,130 @@
+"""`predict` on the user's own image files, and `lr_find`: run as a user runs them."""
+
+import csv
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """A network fitted briefly on tiny data: predict's plumbing needs a checkpoint, not a good one."""
+    work = tmp_path_factory.mktemp("fit")
+    data = write_tiny_mnist(work / "data")
+    result = run_cli(
+        "fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false", cwd=work
+    )
+    assert result.returncode == 0, result.stderr
+    return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def write_digit_png(path: Path, seed: int) -> None:
+    image = torch.zeros(120, 90, dtype=torch.uint8)
+    image[20 + seed : 100, 30 : 50 + seed] = 255
+    Image.fromarray((255 - image).numpy()).save(path)
+
+
+def predicted_lines(stdout: str) -> dict[str, tuple[int, float]]:
+    lines = {}
+    for line in stdout.splitlines():
+        file, _, rest = line.rpartition(": ")
+        digit, probability = rest.split(" ")
+        lines[Path(file).name] = (int(digit), float(probability.strip("(%)")) / 100)
+    return lines
+
+
+def test_a_folder_gets_one_line_per_image_and_the_same_as_csv(checkpoint, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(3):
+        write_digit_png(images / f"digit{index}.png", index)
+    result = run_cli(
+        "predict",
+        "--ckpt_path",
+        str(checkpoint),
+        "--data.predict_path",
+        str(images),
+        "--output",
+        "out.csv",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    printed = predicted_lines(result.stdout)
+    assert sorted(printed) == ["digit0.png", "digit1.png", "digit2.png"]
+    with open(tmp_path / "out.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [Path(row["file"]).name for row in rows] == sorted(printed)
+    for row in rows:
+        digit, probability = printed[Path(row["file"]).name]
+        assert int(row["digit"]) == digit and float(row["probability"]) == pytest.approx(probability, abs=6e-4)
+        assert 0.1 <= float(row["probability"]) <= 1
+    assert not (tmp_path / "lightning_logs").exists()  # predicting makes no run folder
+
+
+def test_a_file_that_is_not_an_image_gets_one_line_and_the_others_their_predictions(checkpoint, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    write_digit_png(images / "good.png", 0)
+    (images / "notes.txt").write_text("shopping list")
+    result = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=tmp_path)
+    assert result.returncode == 1
+    assert list(predicted_lines(result.stdout)) == ["good.png"]
+    errors = [line for line in result.stderr.splitlines() if "notes.txt" in line]
+    assert len(errors) == 1 and "not an image" in errors[0]
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data.predict_path", "images"], "predict needs a trained network"),
+        (["--ckpt_path", "CKPT"], "--data.predict_path"),
+        (["--ckpt_path", "CKPT", "--data.predict_path", "nowhere"], "no such file or folder"),
+        (["--ckpt_path", "CKPT", "--data.predict_path", "images", "--output", "taken.csv"], "already exists"),
+    ],
+)
+def test_bad_predict_input_gets_one_line_and_nothing_is_overwritten(checkpoint, tmp_path, args, message):
+    (tmp_path / "images").mkdir()
+    write_digit_png(tmp_path / "images" / "digit.png", 0)
+    (tmp_path / "taken.csv").write_text("precious")
+    args = [str(checkpoint) if arg == "CKPT" else arg for arg in args]
+    result = run_cli("predict", *args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert (tmp_path / "taken.csv").read_text() == "precious"
+
+
+def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_cli(
+        "lr_find",
+        "--data.data_dir",
+        str(data),
+        "--data.val_size",
+        "100",
+        "--num_training",
+        "30",
+        "--model.init",
+        "kaiming",
+        "--model.optimizer",
+        "adamw",
+        "--early_stop_threshold",
+        "null",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rate = float(result.stdout.split("Suggested learning rate: ")[1].split()[0])
+    assert 1e-6 <= rate <= 1.0
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "lr_find.png").stat().st_size > 10_000
+    assert str(Path("lightning_logs") / "version_0" / "lr_find.png") in result.stdout
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    assert "lr_find" in events.Tags()["images"]
+    assert not list(tmp_path.glob(".lr_find*"))  # Lightning's temporary checkpoint is gone
