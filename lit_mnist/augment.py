@@ -32,22 +32,37 @@ def random_distortion(
     device, dtype = images.device, images.dtype
 
     def uniform(*shape: int, bound: float) -> Tensor:  # in [-bound, bound]
-        return (torch.rand(*shape, device=device, dtype=dtype) * 2 - 1) * bound
+        return torch.empty(*shape, device=device, dtype=dtype).uniform_(-bound, bound)
 
     angle = uniform(n, bound=math.radians(max_rotation))
     scale = 1 + uniform(n, bound=max_scale)
-    # affine_grid maps output coordinates to input ones in [-1, 1], so the matrix is the inverse transform:
-    # rotating by -angle, dividing by scale and moving by -shift (2 * shift in normalised units).
+    # The grid maps output coordinates to input ones in [-1, 1], so it holds the inverse transform: rotating by
+    # -angle, dividing by scale and moving by -shift (2 * shift in normalised units).
     cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
     shift_x, shift_y = uniform(n, bound=2 * max_shift), uniform(n, bound=2 * max_shift)
-    theta = torch.stack([torch.stack([cos, sin, -shift_x], 1), torch.stack([-sin, cos, -shift_y], 1)], 1)
-    grid = F.affine_grid(theta, [n, 1, height, width], align_corners=False)
+    grid_x, grid_y = _affine_grid(cos, sin, -shift_x, -shift_y, height, width)
     if elastic_alpha > 0:
         field = _smooth(uniform(n, 2, height, width, bound=1.0), elastic_sigma)
-        # Pixels to normalised units, (N, 2, H, W) to the grid's (N, H, W, 2) with x first.
-        field = field * elastic_alpha * field.new_tensor([2 / width, 2 / height]).view(1, 2, 1, 1)
-        grid = grid + field.permute(0, 2, 3, 1)
+        # Pixels to normalised units.
+        grid_x = grid_x + field[:, 0] * (elastic_alpha * 2 / width)
+        grid_y = grid_y + field[:, 1] * (elastic_alpha * 2 / height)
+    grid = torch.stack([grid_x, grid_y], dim=-1)
     return F.grid_sample(images, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def _affine_grid(
+    cos: Tensor, sin: Tensor, shift_x: Tensor, shift_y: Tensor, height: int, width: int
+) -> tuple[Tensor, Tensor]:
+    """F.affine_grid(theta, align_corners=False) for theta = [[cos, sin, shift_x], [-sin, cos, shift_y]], as x and y.
+
+    Written out per coordinate: for 28x28 images this is several times faster than affine_grid's batched matrix
+    product on a CPU, and augmentation runs on every training step.
+    """
+    xs = (torch.arange(width, device=cos.device, dtype=cos.dtype) * 2 + 1) / width - 1  # pixel centres
+    ys = (torch.arange(height, device=cos.device, dtype=cos.dtype) * 2 + 1) / height - 1
+    cos, sin = cos.view(-1, 1, 1), sin.view(-1, 1, 1)
+    xs, ys = xs.view(1, 1, width), ys.view(1, height, 1)
+    return cos * xs + sin * ys + shift_x.view(-1, 1, 1), cos * ys - sin * xs + shift_y.view(-1, 1, 1)
 
 
 def _smooth(images: Tensor, sigma: float) -> Tensor:

@@ -17,3 +17,26 @@ def test_each_image_gets_its_own_transform_and_keeps_a_black_background():
     assert not torch.allclose(moved[0], moved[1])
     assert moved.min() >= 0 and moved.max() <= 1
     assert torch.all(moved[:, :, 0, :] == 0)  # nothing is pulled in from outside the image
+
+
+def test_the_written_out_grid_is_torchs_affine_grid():
+    from torch.nn import functional as F
+
+    from lit_mnist.augment import _affine_grid
+
+    torch.manual_seed(0)
+    cos, sin, shift_x, shift_y = torch.randn(4, 5)
+    theta = torch.stack([torch.stack([cos, sin, shift_x], 1), torch.stack([-sin, cos, shift_y], 1)], 1)
+    expected = F.affine_grid(theta, [5, 1, 28, 20], align_corners=False)
+    grid_x, grid_y = _affine_grid(cos, sin, shift_x, shift_y, 28, 20)
+    assert torch.allclose(torch.stack([grid_x, grid_y], -1), expected, atol=1e-6)
+
+
+def test_the_elastic_warp_moves_pixels_by_about_its_strength():
+    torch.manual_seed(0)
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, :, 4:24:4, :] = 1.0  # horizontal lines: a vertical displacement shows as changed pixels
+    gentle = random_distortion(images, 0, 0, 0, elastic_alpha=2.0)
+    strong = random_distortion(images, 0, 0, 0, elastic_alpha=30.0)
+    assert 0 < (gentle - images).abs().mean() < (strong - images).abs().mean()
+    assert strong.min() >= 0 and strong.max() <= 1

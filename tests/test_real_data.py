@@ -87,3 +87,25 @@ def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_d
     assert predicted.keys() == labels.keys()
     right = sum(predicted[name] == label for name, label in labels.items())
     assert right >= 0.95 * len(labels), f"{right} of {len(labels)} right"
+
+
+def test_the_tuned_recipe_learns_fast_on_real_digits(real_data, tmp_path):
+    """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): all of its parts (augmentation, AdamW, one-cycle) at once.
+
+    The full 32 epochs take under 4 minutes and reach 99.1% (README); this short run gets 98.2% on this machine.
+    """
+    result = run_cli(
+        "fit",
+        "--config",
+        str(REPO / "configs" / "tuned.yaml"),
+        "--data.data_dir",
+        str(real_data),
+        "--trainer.max_steps",
+        "1100",
+        "--trainer.enable_progress_bar",
+        "false",
+        cwd=tmp_path,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr
+    assert reported(result.stdout, "test/acc") >= 0.975
