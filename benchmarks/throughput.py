@@ -1,12 +1,15 @@
 """How much Lightning costs here: training throughput of (a) a plain PyTorch loop, (b) lit_mnist's fit, (c) a naive
-Lightning port as tutorials write it, side by side on the same machine, plus whole-command wall time and peak memory.
+Lightning port as tutorials write it, (d) Lightning's loop with nothing else, side by side on the same machine, plus
+whole-command wall time and peak memory.
 
     python benchmarks/throughput.py --data-dir ../shared/data
 
 (a) and (b) train the post's network on the same batches for --steps steps with a validation pass each epoch; (b) runs
 exactly what `python -m lit_mnist fit` runs (TensorBoard logging, progress bar, validation, checkpoints). (c) reads
-torchvision's PIL images through ToTensor and a DataLoader and calls self.log every step. The three alternate for
---rounds rounds and each figure is the median; steps/s counts from step --warmup on.
+torchvision's PIL images through ToTensor and a DataLoader and calls self.log every step. (d) is the floor of any
+Lightning port: (a)'s network and batches in a LightningModule with no logger, callbacks, progress bar or
+checkpoints. The four alternate for --rounds rounds and each figure is the median; steps/s counts from step --warmup
+on.
 Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
 in their own process: wall time (imports and data loading included) and peak resident memory.
 """
@@ -36,6 +39,7 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 from torchvision.datasets import MNIST  # noqa: E402
 
+from lit_mnist.batches import SequentialBatches, ShuffledBatches  # noqa: E402
 from lit_mnist.cli import LitMNISTCLI  # noqa: E402
 
 
@@ -79,8 +83,14 @@ def project(data_dir: str, steps: int, warmup: int) -> float:
     # LightningCLI warns when it gets both args and a command line of its own (this script's).
     with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
         cli = LitMNISTCLI(
-            args=["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir,
-                  "--trainer.max_steps", str(steps)],
+            args=[
+                "--config",
+                str(REPO / "configs" / "seed.yaml"),
+                "--data.data_dir",
+                data_dir,
+                "--trainer.max_steps",
+                str(steps),
+            ],
             run=False,
         )
         timer = StepTimer(warmup)
@@ -120,6 +130,41 @@ class NaiveMNIST(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1e-4)
 
 
+class BareMNIST(pl.LightningModule):
+    """Lightning's floor: the plain loop's network and steps, with nothing Lightning does not need."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.network = plain_loop.build(seed=42)
+
+    def training_step(self, batch, batch_idx):
+        images, labels = batch
+        return F.cross_entropy(self.network(plain_loop.pixels(images)), labels)
+
+    def validation_step(self, batch, batch_idx):
+        images, labels = batch
+        self.network(plain_loop.pixels(images))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1e-4)
+
+
+def bare(data, steps: int, warmup: int) -> float:
+    """The same batches through Lightning's loop with no logger, callbacks, progress bar or checkpoints."""
+    timer = StepTimer(warmup)
+    trainer = pl.Trainer(
+        max_steps=steps,
+        callbacks=[timer],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(BareMNIST(), ShuffledBatches(*data["train"], 100, seed=42), SequentialBatches(*data["val"], 100))
+    return (steps - warmup) / timer.seconds
+
+
 def naive(data_dir: str, steps: int, warmup: int) -> float:
     dataset = MNIST(data_dir, train=True, transform=transforms.ToTensor())
     train = DataLoader(Subset(dataset, range(5000, 60000)), batch_size=100, shuffle=True)
@@ -146,8 +191,13 @@ print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_m
 def whole_command(command: list[str]) -> tuple[float, float]:
     """Wall seconds and peak resident MiB of one command run in its own process."""
     with in_temporary_folder():
-        result = subprocess.run([sys.executable, "-c", LAUNCHER, *command], capture_output=True, text=True,
-                                env={**os.environ, "PYTHONPATH": str(REPO)}, check=True)
+        result = subprocess.run(
+            [sys.executable, "-c", LAUNCHER, *command],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+            check=True,
+        )
     code, seconds, mebibytes = result.stdout.split()
     if code != "0":
         raise SystemExit(f"failed: {' '.join(command)}")
@@ -165,29 +215,49 @@ def main() -> None:
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
 
-    print(f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads, "
-          f"{os.cpu_count()} cores")
+    print(
+        f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} cores"
+    )
     data = plain_loop.load(data_dir)
-    rates: dict[str, list[float]] = {"a": [], "b": [], "c": []}
+    rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
     for round_number in range(1, args.rounds + 1):
         rates["a"].append(plain(data, args.steps, args.warmup))
         rates["b"].append(project(data_dir, args.steps, args.warmup))
         rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
-        print(f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
-              file=sys.stderr)
-    a, b, c = (statistics.median(rates[key]) for key in "abc")
+        rates["d"].append(bare(data, args.steps, args.warmup))
+        print(
+            f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
+            file=sys.stderr,
+        )
+    a, b, c, d = (statistics.median(rates[key]) for key in "abcd")
     print(f"(a) plain PyTorch loop       {a:7.1f} steps/s")
     print(f"(b) lit_mnist fit            {b:7.1f} steps/s   b/a = {b / a:.3f}")
     print(f"(c) naive Lightning port     {c:7.1f} steps/s   c/a = {c / a:.3f}")
+    print(
+        f"(d) bare Lightning loop      {d:7.1f} steps/s   d/a = {d / a:.3f}   (Lightning's floor: nothing but the loop)"
+    )
 
     if not args.skip_whole:
         plain_wall, plain_mib = whole_command(
-            [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir])
+            [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
+        )
         fit_wall, fit_mib = whole_command(
-            [sys.executable, "-m", "lit_mnist", "fit", "--config", str(REPO / "configs" / "seed.yaml"),
-             "--data.data_dir", data_dir])
-        print(f"whole command, 5,000 steps: plain script {plain_wall:.1f} s, {plain_mib:.0f} MiB peak; "
-              f"lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak")
+            [
+                sys.executable,
+                "-m",
+                "lit_mnist",
+                "fit",
+                "--config",
+                str(REPO / "configs" / "seed.yaml"),
+                "--data.data_dir",
+                data_dir,
+            ]
+        )
+        print(
+            f"whole command, 5,000 steps: plain script {plain_wall:.1f} s, {plain_mib:.0f} MiB peak; "
+            f"lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak"
+        )
         print(f"wall time fit/plain = {fit_wall / plain_wall:.3f}, peak memory fit/plain = {fit_mib / plain_mib:.3f}")
 
 
