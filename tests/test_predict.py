@@ -1,4 +1,4 @@
-"""`predict` on the user's own image files, and `lr_find`: run as a user runs them."""
+"""`predict` on the user's own image files, run as a user runs it."""
 
 import csv
 from pathlib import Path
@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 from PIL import Image
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
 
@@ -98,33 +97,3 @@ def test_bad_predict_input_gets_one_line_and_nothing_is_overwritten(checkpoint, 
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert (tmp_path / "taken.csv").read_text() == "precious"
-
-
-def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
-    data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli(
-        "lr_find",
-        "--data.data_dir",
-        str(data),
-        "--data.val_size",
-        "100",
-        "--num_training",
-        "30",
-        "--model.init",
-        "kaiming",
-        "--model.optimizer",
-        "adamw",
-        "--early_stop_threshold",
-        "null",
-        cwd=tmp_path,
-    )
-    assert result.returncode == 0, result.stderr
-    rate = float(result.stdout.split("Suggested learning rate: ")[1].split()[0])
-    assert 1e-6 <= rate <= 1.0
-    run = tmp_path / "lightning_logs" / "version_0"
-    assert (run / "lr_find.png").stat().st_size > 10_000
-    assert str(Path("lightning_logs") / "version_0" / "lr_find.png") in result.stdout
-    events = EventAccumulator(str(run), size_guidance={"images": 0})
-    events.Reload()
-    assert "lr_find" in events.Tags()["images"]
-    assert not list(tmp_path.glob(".lr_find*"))  # Lightning's temporary checkpoint is gone

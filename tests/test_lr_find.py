@@ -1,0 +1,45 @@
+"""`lr_find`: Lightning's learning-rate range test as a subcommand, run as a user runs it."""
+
+from pathlib import Path
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import run_cli, write_tiny_mnist
+
+
+def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_cli(
+        "lr_find",
+        "--data.data_dir",
+        str(data),
+        "--data.val_size",
+        "100",
+        "--num_training",
+        "30",
+        "--model.init",
+        "kaiming",
+        "--model.optimizer",
+        "adamw",
+        "--early_stop_threshold",
+        "null",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    rate = float(result.stdout.split("Suggested learning rate: ")[1].split()[0])
+    assert 1e-6 <= rate <= 1.0
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "lr_find.png").stat().st_size > 10_000
+    assert str(Path("lightning_logs") / "version_0" / "lr_find.png") in result.stdout
+    events = EventAccumulator(str(run), size_guidance={"images": 0})
+    events.Reload()
+    assert "lr_find" in events.Tags()["images"]
+    assert not list(tmp_path.glob(".lr_find*"))  # Lightning's temporary checkpoint is gone
+
+
+def test_an_empty_range_gets_one_line_and_writes_nothing(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_cli("lr_find", "--data.data_dir", str(data), "--min_lr", "0.1", "--max_lr", "0.01", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: --min_lr (0.1) must be smaller than --max_lr (0.01)"
+    assert not (tmp_path / "lightning_logs").exists()
