@@ -68,6 +68,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
             return
         params = self._sanitize_params(_flatten_dict(_convert_params(params)))
+        # Lightning's bookkeeping entries (LightningCLI's `_instantiator`) are not settings of the run.
+        params = {name: value for name, value in params.items() if not name.startswith("_")}
         writer = self.experiment._get_file_writer()
         for summary in hparams(params, dict.fromkeys(HPARAMS_METRICS, 0.0)):  # only the names of the metrics count
             writer.add_summary(summary)

@@ -76,6 +76,7 @@ def test_hparams_tab_lists_the_hyperparameters_and_the_final_metrics(fitted):
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert session.hparams["learning_rate"].number_value == pytest.approx(1e-4)
     assert session.hparams["batch_size"].number_value == 100
+    assert not [name for name in session.hparams if name.startswith("_")]  # no Lightning bookkeeping
     # The tab reads each metric's last scalar: the test metrics are there, once.
     assert len(events.Scalars("test/acc")) == 1
 
