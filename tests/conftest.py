@@ -48,7 +48,7 @@ def tiny_data(tmp_path: Path) -> Path:
     return write_tiny_mnist(tmp_path / "data")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def real_data() -> Path:
     """The real MNIST files; CI has them, so a missing copy fails rather than skips."""
     if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
