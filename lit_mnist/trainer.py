@@ -22,6 +22,8 @@ matplotlib.use("Agg")  # figures are only ever written to files, also where no d
 
 
 class Trainer(pl.Trainer):
+    """Lightning's Trainer, whose predict also prints its results, with an lr_find method."""
+
     def predict(
         self,
         model: Optional[pl.LightningModule] = None,
@@ -38,7 +40,7 @@ class Trainer(pl.Trainer):
             model: The network.
             dataloaders: Batches of (images, indices) to predict; by default the data module's.
             datamodule: Reads the images given with --data.predict_path.
-            return_predictions: Keep the predictions (they are needed for the output: leave it on).
+            return_predictions: Not used: the predictions are always kept, as they are printed.
             ckpt_path: The trained network's checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
             weights_only: Load only tensors and plain data from the checkpoint.
             output: Also write the predictions to this CSV file (columns file, digit, probability). It must not

@@ -12,43 +12,21 @@ import torch
 
 from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
 
-# Everything that draws random numbers or carries state is on: shuffling, dropout, augmentation, AdamW's moments
-# and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11 steps only
-# (5 batches an epoch), so most saves, and the one the kill leaves behind, fall mid-epoch.
+# Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
+# AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
+# steps only (5 batches an epoch), so most saves, and the one the kill leaves behind, fall mid-epoch.
 EVERY = 11
 STEPS = EVERY * 60
+# fmt: off
 RUN_ARGS = [
-    "--model.hidden_sizes",
-    "[32, 32]",
-    "--model.init",
-    "kaiming",
-    "--model.dropout",
-    "0.2",
-    "--model.optimizer",
-    "adamw",
-    "--model.learning_rate",
-    "0.01",
-    "--model.lr_schedule",
-    "onecycle",
-    "--data.max_rotation",
-    "10",
-    "--data.max_shift",
-    "0.1",
-    "--data.max_scale",
-    "0.1",
-    "--data.val_size",
-    "100",
-    "--trainer.max_steps",
-    str(STEPS),
-    "--trainer.enable_progress_bar",
-    "false",
-    "--trainer.check_val_every_n_epoch",
-    "10",
-    "--checkpoint.save_last",
-    "false",
-    "--last_checkpoint.every_n_train_steps",
-    str(EVERY),
+    "--model.hidden_sizes", "[32, 32]", "--model.init", "kaiming", "--model.dropout", "0.2",
+    "--model.optimizer", "adamw", "--model.learning_rate", "0.01", "--model.lr_schedule", "onecycle",
+    "--data.max_rotation", "10", "--data.max_shift", "0.1", "--data.max_scale", "0.1", "--data.elastic_alpha", "10",
+    "--data.val_size", "100", "--trainer.max_steps", str(STEPS), "--trainer.enable_progress_bar", "false",
+    "--trainer.check_val_every_n_epoch", "10",
+    "--checkpoint.save_last", "false", "--last_checkpoint.every_n_train_steps", str(EVERY),
 ]
+# fmt: on
 
 
 def final_state(work: Path) -> dict[str, torch.Tensor]:
