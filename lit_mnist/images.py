@@ -5,6 +5,7 @@ gives grey edges), then placed in a 28x28 field so that their centre of mass sit
 """
 
 from pathlib import Path
+from typing import Optional
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -30,11 +31,9 @@ def read_digit(path: Path) -> Tensor:
     try:
         with Image.open(path) as image:
             image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
-            if _has_transparency(image):
-                # A digit drawn on a transparent background: the opaque pixels are the ink, whatever their colour.
-                grey = image.convert("RGBA").getchannel("A")
-            else:
-                grey = image.convert("L")
+            # A digit drawn on a transparent background: the opaque pixels are the ink, whatever their colour.
+            alpha = _transparency(image)
+            grey = image.convert("L") if alpha is None else alpha
     except (UnidentifiedImageError, Image.DecompressionBombError) as error:
         raise UnreadableImage(f"not an image ({_reason(error)})") from None
     except (OSError, ValueError) as error:  # truncated or damaged files, unsupported modes
@@ -57,8 +56,8 @@ def to_mnist_digit(grey: Tensor) -> Tensor:
         raise UnreadableImage("no digit found: the image is one flat shade")
     ink = ink * (255 / ink.max())  # full contrast, as MNIST's strokes are
 
-    rows = (ink > INK_THRESHOLD * 255).any(dim=1).nonzero()
-    cols = (ink > INK_THRESHOLD * 255).any(dim=0).nonzero()
+    strokes = ink > INK_THRESHOLD * 255
+    rows, cols = strokes.any(dim=1).nonzero(), strokes.any(dim=0).nonzero()
     digit = ink[rows.min() : rows.max() + 1, cols.min() : cols.max() + 1]
 
     height, width = digit.shape
@@ -77,11 +76,13 @@ def to_mnist_digit(grey: Tensor) -> Tensor:
     return field.round().to(torch.uint8)
 
 
-def _has_transparency(image: Image.Image) -> bool:
+def _transparency(image: Image.Image) -> Optional[Image.Image]:
+    """The image's alpha channel if some of its pixels are transparent, else None."""
     if image.mode not in ("RGBA", "LA", "PA") and "transparency" not in image.info:
-        return False
-    low, _ = image.convert("RGBA").getchannel("A").getextrema()
-    return low < 255
+        return None
+    alpha = image.convert("RGBA").getchannel("A")
+    low, _ = alpha.getextrema()
+    return alpha if low < 255 else None
 
 
 def _reason(error: Exception) -> str:
