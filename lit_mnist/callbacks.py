@@ -102,12 +102,12 @@ class TestFigures(Callback):
         experiment = getattr(trainer.logger, "experiment", None)
         if not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
             return
-        step = trainer.global_step
+        step, total = trainer.global_step, int(matrix.sum())
         figure, axes = self.confusion.plot(matrix)
-        axes.set_title(f"Test set: {int(matrix.sum())} digits, true label by row, predicted by column")
+        axes.set_title(f"Test set: {total} digits, true label by row, predicted by column")
         experiment.add_figure("test/confusion_matrix", figure, step)
-        errors = int(matrix.sum() - matrix.trace())
-        experiment.add_figure("test/misclassified", self._misclassified_grid(errors, int(matrix.sum())), step)
+        errors = total - int(matrix.trace())
+        experiment.add_figure("test/misclassified", self._misclassified_grid(errors, total), step)
         experiment.flush()
 
     def _misclassified_grid(self, errors: int, total: int) -> Figure:
