@@ -40,3 +40,22 @@ def test_the_elastic_warp_moves_pixels_by_about_its_strength():
     strong = random_distortion(images, 0, 0, 0, elastic_alpha=30.0)
     assert 0 < (gentle - images).abs().mean() < (strong - images).abs().mean()
     assert strong.min() >= 0 and strong.max() <= 1
+
+
+def test_only_training_batches_are_augmented():
+    from types import SimpleNamespace
+
+    from lit_mnist.data import MNISTDataModule
+
+    datamodule = MNISTDataModule(max_rotation=30.0, max_shift=0.2, max_scale=0.2, elastic_alpha=20.0)
+    images = torch.zeros(8, 28, 28, dtype=torch.uint8)
+    images[:, 8:20, 12:16] = 255
+    labels = torch.arange(8)
+    as_floats = images.unsqueeze(1).float() / 255
+    for stage in ("validating", "testing", "predicting", "sanity_checking"):
+        datamodule.trainer = SimpleNamespace(training=False, **{stage: True})
+        out, out_labels = datamodule.on_after_batch_transfer((images, labels), 0)
+        assert torch.equal(out, as_floats) and torch.equal(out_labels, labels), stage
+    datamodule.trainer = SimpleNamespace(training=True)
+    out, _ = datamodule.on_after_batch_transfer((images, labels), 0)
+    assert out.shape == as_floats.shape and not torch.allclose(out, as_floats)

@@ -23,11 +23,16 @@ def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
         "adamw",
         "--early_stop_threshold",
         "null",
+        "--min_lr",
+        "0.002",
+        "--max_lr",
+        "0.02",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr
     rate = float(result.stdout.split("Suggested learning rate: ")[1].split()[0])
-    assert 1e-6 <= rate <= 1.0
+    # The finder tried only this narrow range, well away from its defaults (1e-6 to 1): the options reached it.
+    assert 0.002 <= rate <= 0.02
     run = tmp_path / "lightning_logs" / "version_0"
     assert (run / "lr_find.png").stat().st_size > 10_000
     assert str(Path("lightning_logs") / "version_0" / "lr_find.png") in result.stdout

@@ -50,3 +50,37 @@ def test_sgd_at_the_configured_learning_rate():
     assert isinstance(optimizer, torch.optim.SGD)
     assert optimizer.param_groups[0]["lr"] == 0.001
     assert optimizer.param_groups[0]["momentum"] == 0.0
+
+
+class StubTrainer:
+    """What configure_optimizers reads of the Trainer: how many optimizer steps the run will take."""
+
+    estimated_stepping_batches = 100
+
+
+@pytest.mark.parametrize(
+    "schedule, expected",
+    [
+        # step -> learning rate, for a peak rate of 0.01 over 100 steps
+        ("cosine", {0: 0.01, 50: 0.005, 100: 0.0}),
+        ("onecycle", {0: 0.01 / 25, 30: 0.01, 99: 0.01 / 25 / 1e4}),
+        ("constant", {0: 0.01, 50: 0.01, 100: 0.01}),
+    ],
+)
+def test_learning_rate_schedules_over_the_run(schedule, expected):
+    model = MNISTClassifier(learning_rate=0.01, optimizer="adamw", lr_schedule=schedule)
+    model.trainer = StubTrainer()
+    configured = model.configure_optimizers()
+    if schedule == "constant":
+        optimizer, scheduler = configured, None
+    else:
+        optimizer, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+        assert configured["lr_scheduler"]["interval"] == "step"
+    rates = {}
+    for step in range(101):
+        rates[step] = optimizer.param_groups[0]["lr"]
+        if scheduler is not None and step < 99 + (schedule == "cosine"):
+            optimizer.step()
+            scheduler.step()
+    for step, rate in expected.items():
+        assert rates[step] == pytest.approx(rate, rel=1e-3, abs=1e-9), (schedule, step)
