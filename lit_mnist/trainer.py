@@ -1,24 +1,21 @@
-"""Lightning's Trainer with the two commands this project adds: predictions written out, and the LR finder.
+"""Lightning's Trainer with the two commands this project adds: predictions printed, and the LR finder.
 
 LightningCLI makes a subcommand of each Trainer method it is told about, with the method's arguments as options, so
 both live here.
 """
 
-import csv
 import math
-import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import lightning.pytorch as pl
-import matplotlib
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.tuner import Tuner
+from matplotlib.figure import Figure
 
 from lit_mnist.errors import UserError
 from lit_mnist.model import PositiveFiniteFloat
-
-matplotlib.use("Agg")  # figures are only ever written to files, also where no display exists
+from lit_mnist.predictions import PredictionWriter
 
 
 class Trainer(pl.Trainer):
@@ -40,7 +37,7 @@ class Trainer(pl.Trainer):
             model: The network.
             dataloaders: Batches of (images, indices) to predict; by default the data module's.
             datamodule: Reads the images given with --data.predict_path.
-            return_predictions: Not used: the predictions are always kept, as they are printed.
+            return_predictions: Also keep all predictions in memory and return them (only useful from Python).
             ckpt_path: The trained network's checkpoint, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
             weights_only: Load only tensors and plain data from the checkpoint.
             output: Also write the predictions to this CSV file (columns file, digit, probability). It must not
@@ -48,24 +45,8 @@ class Trainer(pl.Trainer):
         """
         if output is not None and Path(output).exists():
             raise UserError(f"--output {output} already exists; choose another file name or move it away")
-        predictions = super().predict(model, dataloaders, datamodule, True, ckpt_path, weights_only)
-        if not self.is_global_zero or datamodule is None:
-            return predictions
-        rows = []
-        for indices, probabilities in predictions:
-            best, digits = probabilities.max(dim=1)
-            for index, digit, probability in zip(indices.tolist(), digits.tolist(), best.tolist()):
-                rows.append((str(datamodule.predict_files[index]), digit, probability))
-        for file, digit, probability in rows:
-            print(f"{file}: {digit} ({probability:.1%})")
-        for file, reason in datamodule.unreadable:
-            sys.stderr.write(f"error: {file}: {reason}; skipped\n")
-        if output is not None:
-            with open(output, "x", newline="") as handle:
-                writer = csv.writer(handle)
-                writer.writerow(["file", "digit", "probability"])
-                writer.writerows((file, digit, f"{probability:.6f}") for file, digit, probability in rows)
-        return predictions
+        self.callbacks.append(PredictionWriter(output))
+        return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
 
     def lr_find(
         self,
@@ -104,7 +85,9 @@ class Trainer(pl.Trainer):
         if finder is None or not self.is_global_zero:
             return None
         suggestion = finder.suggestion()
-        figure = finder.plot(suggest=suggestion is not None)
+        # A Figure of its own rather than pyplot's: drawing here must not switch the backend of a notebook.
+        figure = Figure()
+        finder.plot(suggest=suggestion is not None, ax=figure.add_subplot())
         figure.axes[0].set_title("Training loss while the learning rate grows")
         experiment = self.logger.experiment if self.logger is not None else None  # creates the run's folder
         folder = Path(self.log_dir or self.default_root_dir)

@@ -7,6 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from lit_mnist.images import read_digit
+from lit_mnist.model import MNISTClassifier
 from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
 
 
@@ -58,10 +60,19 @@ def test_a_folder_gets_one_line_per_image_and_the_same_as_csv(checkpoint, tmp_pa
     with open(tmp_path / "out.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert [Path(row["file"]).name for row in rows] == sorted(printed)
+    saved = torch.load(checkpoint, weights_only=True)
+    settings = {name: value for name, value in saved["hyper_parameters"].items() if not name.startswith("_")}
+    network = MNISTClassifier(**settings)
+    network.load_state_dict(saved["state_dict"])
+    network.eval()
     for row in rows:
         digit, probability = printed[Path(row["file"]).name]
         assert int(row["digit"]) == digit and float(row["probability"]) == pytest.approx(probability, abs=6e-4)
-        assert 0.1 <= float(row["probability"]) <= 1
+        # What the checkpoint's network says of the picture as predict prepares it, computed here.
+        with torch.no_grad():
+            expected = network(read_digit(Path(row["file"])).float().div(255)[None, None]).softmax(dim=1)[0]
+        assert digit == int(expected.argmax())
+        assert float(row["probability"]) == pytest.approx(float(expected.max()), abs=1e-6)
     assert not (tmp_path / "lightning_logs").exists()  # predicting makes no run folder
 
 
