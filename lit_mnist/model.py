@@ -1,7 +1,7 @@
 """The post's fully connected network as a LightningModule."""
 
 from collections import OrderedDict
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 from jsonargparse.typing import PositiveInt, restricted_number_type
@@ -81,7 +81,8 @@ class MNISTClassifier(LightningModule):
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False) for _ in range(3)
         )
-        self._train_window: list[tuple[Tensor, int, Tensor, Tensor]] = []  # steps not logged yet
+        self._train_window: list[tuple[Tensor, int, Tensor, Tensor]] = []  # batches not logged yet
+        self._train_window_logged_at = 0  # global_step of the last train/* figures
 
     def _initialize(self, init: str) -> None:
         for module in self.network:
@@ -116,23 +117,44 @@ class MNISTClassifier(LightningModule):
         logits, loss = self._logits_and_loss(batch)
         labels = batch[1]
         # Each step only keeps its loss, predictions and labels (tensors on the device, no sync). The metrics see
-        # them in one update on the steps the logger writes (the post printed every 100 steps): a torchmetrics
-        # update per step would cost a noticeable share of this small network's step.
+        # them in one update per logging interval (the post printed every 100 steps): a torchmetrics update per step
+        # would cost a noticeable share of this small network's step.
         self._train_window.append((loss.detach(), labels.numel(), logits.detach().argmax(dim=1), labels))
-        interval = self.trainer.log_every_n_steps
-        if interval and (self.global_step + 1) % interval == 0:
-            self._log_train_window()
         return loss
 
-    def _log_train_window(self) -> None:
+    def on_train_start(self) -> None:
+        self._train_window.clear()  # nothing left over from an earlier fit or LR finder run in this process
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # After the optimizer step: global_step counts the steps taken, so under gradient accumulation the batches
+        # that make up one step all land in the same window.
+        step, interval = self.global_step, self.trainer.log_every_n_steps
+        if step > self._train_window_logged_at and step % interval == 0:
+            self._log_train_window(prog_bar=True)
+
+    def on_train_end(self) -> None:
+        if self.global_step > self._train_window_logged_at:
+            self._log_train_window(prog_bar=False)  # the steps after the last full interval
+
+    def _log_train_window(self, prog_bar: bool) -> None:
+        if not self._train_window:  # a resumed run's first step can close a window it never saw
+            return
         losses, sizes, predictions, labels = zip(*self._train_window)
         self._train_window.clear()
+        self._train_window_logged_at = self.global_step
         self.train_loss.update(torch.stack(losses), weight=torch.tensor(sizes, device=self.device))
         self.train_acc.update(torch.cat(predictions), torch.cat(labels))
         # compute() averages over the window, across processes too; reset() starts the next window.
-        self.log_dict({"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}, prog_bar=True)
+        figures = {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
         self.train_loss.reset()
         self.train_acc.reset()
+        # Written straight to the loggers at the number of steps taken: Lightning's self.log decides by its own
+        # batch counter when to write, which drifts from this window under gradient accumulation and has no call
+        # after the last step.
+        for logger in self.loggers:
+            logger.log_metrics({name: float(value) for name, value in figures.items()}, step=self.global_step)
+        if prog_bar:
+            self.log_dict(figures, prog_bar=True, logger=False)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
