@@ -1,67 +1,115 @@
 """Callbacks that the CLI adds to every run."""
 
+import hashlib
 import math
-from typing import Any
+from pathlib import Path
+from typing import Any, Optional
 
-import matplotlib
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.callbacks import ModelCheckpoint
-from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
 from lit_mnist.model import NUM_CLASSES
 
-matplotlib.use("Agg")  # figures are only ever drawn into TensorBoard, also where no display exists
+
+def process_seed(seed: int, rank: int) -> int:
+    """The seed of process ``rank``'s random stream in a run seeded with ``seed``; process 0 keeps the run's seed."""
+    if rank == 0:
+        return seed
+    digest = hashlib.sha256(f"lit_mnist/{seed}/{rank}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") >> 1  # torch takes seeds below 2**63
 
 
 class RNGStateCheckpoint(Callback):
-    """Saves torch's random number generator states in each checkpoint and restores them on resume.
+    """Gives every training process its own random stream and keeps all of them in each checkpoint.
 
-    Lightning restores the model, optimizer, schedulers, loops and the data's position, but not the RNGs, so dropout
-    and augmentation would draw different numbers after a resume than the uninterrupted run. The states are put back
-    at the start of training, after everything that resuming does and before the first batch. Only torch's
-    generators are kept (tensors load with ``weights_only``); nothing here draws from Python's or NumPy's.
+    Lightning seeds every process alike, so under DDP each would draw the same dropout masks and distortions for its
+    share of the batch. At the start of training, process r reseeds torch with ``process_seed(seed, r)``: a
+    single-process run is unchanged, and each of several processes draws its own numbers.
+
+    Lightning restores the model, optimizer, schedulers, loops and the data's position, but not the RNGs. Each
+    checkpoint holds the states of all processes (gathered from every one, since only process 0 writes the file), and
+    on resume each process gets its own back at the start of training, after everything that resuming does and before
+    the first batch. Only torch's generators are kept (tensors load with ``weights_only``); nothing here draws from
+    Python's or NumPy's.
     """
 
     def __init__(self) -> None:
-        self._states_to_restore: dict[str, Any] | None = None
+        self._trainer: Optional[Trainer] = None
+        self._states_to_restore: Optional[dict[str, Tensor]] = None
+
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        self._trainer = trainer
 
     def state_dict(self) -> dict[str, Any]:
-        states: dict[str, Any] = {"torch": torch.get_rng_state()}
-        if torch.cuda.is_available():
-            states["cuda"] = torch.cuda.get_rng_state_all()
-        return states
+        # Lightning builds the checkpoint on every process, so the gather below is a collective all of them reach.
+        states = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            states["cuda"] = torch.cuda.get_rng_state()
+        trainer = self._trainer
+        if trainer is None or trainer.world_size == 1 or not torch.distributed.is_initialized():
+            return {name: state[None] for name, state in states.items()}  # one row per process
+        return {name: self._gather(state, trainer.strategy.root_device) for name, state in states.items()}
+
+    @staticmethod
+    def _gather(state: Tensor, device: torch.device) -> Tensor:
+        """Every process's copy of ``state``, one row each; through the model's device, as NCCL moves GPU tensors."""
+        state = state.to(device)
+        rows = [torch.empty_like(state) for _ in range(torch.distributed.get_world_size())]
+        torch.distributed.all_gather(rows, state)
+        return torch.stack(rows).cpu()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if state_dict["torch"].dim() == 1:  # written by lit_mnist 0.1, which kept process 0's state alone
+            state_dict = {name: state[None] for name, state in state_dict.items()}
         self._states_to_restore = state_dict
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         states, self._states_to_restore = self._states_to_restore, None
-        if states is None:
+        rank = trainer.global_rank
+        if states is None or len(states["torch"]) != trainer.world_size:
+            # A new run (or one resumed on another number of processes, whose streams cannot be continued).
+            if rank > 0:
+                torch.manual_seed(process_seed(torch.initial_seed(), rank))
             return
-        torch.set_rng_state(states["torch"])
+        # A copy, not a row view: torch 2.14's set_rng_state reads a view's storage from its start (and crashes).
+        torch.set_rng_state(states["torch"][rank].clone())
         if "cuda" in states and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(states["cuda"])
+            torch.cuda.set_rng_state(states["cuda"][rank].clone())
 
 
-class PeriodicLastCheckpoint(ModelCheckpoint):
-    """Refreshes the run's ``checkpoints/last.ckpt`` every few training steps, so a crash loses at most that many.
+class PeriodicLastCheckpoint(Callback):
+    """Refreshes the run's ``checkpoints/last.ckpt`` every few training steps and after the final one.
 
-    The run's main checkpoint callback saves the best and the last model after each validation; this one adds the
-    saves between validations. Both write the same ``last.ckpt``, overwriting it in place.
+    The run's checkpoint callback saves the best and the last model after each validation; this one adds the saves
+    between validations, so a crash loses at most ``every_n_train_steps`` steps, and the save at the end of training,
+    so that ``last.ckpt`` always holds the weights that ``fit`` went on to test. Both write the same file. It does
+    nothing in a run without checkpointing.
 
     Args:
         every_n_train_steps: Training steps between two saves of last.ckpt.
     """
 
     def __init__(self, every_n_train_steps: PositiveInt = 500) -> None:
-        super().__init__(
-            save_top_k=0, save_last=True, every_n_train_steps=every_n_train_steps, enable_version_counter=False
-        )
+        self.every_n_train_steps = int(every_n_train_steps)
+        self._saved_step = -1
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        checkpoint = trainer.checkpoint_callback
+        step = trainer.global_step
+        if checkpoint is None or checkpoint.dirpath is None or step == self._saved_step:
+            return  # with accumulated gradients, several batches end at the same optimizer step
+        final_step = 0 < trainer.max_steps <= step
+        final_epoch = (trainer.max_epochs or 0) > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
+        final_batch = final_epoch and batch_idx + 1 >= trainer.num_training_batches
+        if step % self.every_n_train_steps == 0 or final_step or final_batch:
+            trainer.save_checkpoint(Path(checkpoint.dirpath) / "last.ckpt", weights_only=False)
+            self._saved_step = step
 
 
 class TestFigures(Callback):
@@ -103,7 +151,9 @@ class TestFigures(Callback):
         if not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
             return
         step, total = trainer.global_step, int(matrix.sum())
-        figure, axes = self.confusion.plot(matrix)
+        figure = Figure(figsize=(6.4, 4.8))
+        axes = figure.add_subplot()
+        self.confusion.plot(matrix, ax=axes)
         axes.set_title(f"Test set: {total} digits, true label by row, predicted by column")
         experiment.add_figure("test/confusion_matrix", figure, step)
         errors = total - int(matrix.trace())
@@ -113,7 +163,9 @@ class TestFigures(Callback):
     def _misclassified_grid(self, errors: int, total: int) -> Figure:
         columns = 8
         rows = max(1, math.ceil(len(self.misclassified) / columns))
-        figure, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3 + 0.6), squeeze=False)
+        # A Figure of its own rather than pyplot's: drawing here must not switch the backend of a notebook.
+        figure = Figure(figsize=(columns * 1.1, rows * 1.3 + 0.6))
+        axes = figure.subplots(rows, columns, squeeze=False)
         for axis in axes.flat:
             axis.axis("off")
         for axis, (image, predicted, true) in zip(axes.flat, self.misclassified):

@@ -1,5 +1,6 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
+import inspect
 import pickle
 import re
 import sys
@@ -12,14 +13,15 @@ import yaml
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lit_mnist.callbacks import PeriodicLastCheckpoint, RNGStateCheckpoint, TestFigures
 from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import UserError
-from lit_mnist.logger import TensorBoardLogger
+from lit_mnist.logger import TensorBoardLogger, claim_run_folder
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.trainer import Trainer
 
@@ -61,36 +63,29 @@ class OneLineErrorParser(LightningArgumentParser):
         self.exit(2)
 
 
-class RunConfigSaver(SaveConfigCallback):
-    """Lightning's config.yaml writer, which leaves the file alone when a resumed run continues in its own folder."""
-
-    def __init__(self, *args: Any, keep_existing: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.keep_existing = keep_existing
-
-    def setup(self, trainer: Trainer, pl_module: Any, stage: str) -> None:
-        if self.keep_existing:
-            self.already_saved = True
-        super().setup(trainer, pl_module, stage)
-
-
 class LitMNISTCLI(LightningCLI):
     """``python -m lit_mnist {fit,validate,test,predict,lr_find}``: see the README for every option."""
 
     def __init__(self, args: Optional[list[str]] = None, **kwargs: Any) -> None:
-        super().__init__(
-            MNISTClassifier,
-            MNISTDataModule,
-            trainer_class=Trainer,
-            trainer_defaults=TRAINER_DEFAULTS,
-            seed_everything_default=SEED,
-            save_config_callback=RunConfigSaver,
-            parser_class=OneLineErrorParser,
-            auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
-            parser_kwargs={"prog": _program_name(), "description": __doc__.splitlines()[0]},
-            args=args,
-            **kwargs,
-        )
+        self._claimed_runs: list[Path] = []  # folders this command created for its run, innermost last
+        try:
+            super().__init__(
+                MNISTClassifier,
+                MNISTDataModule,
+                trainer_class=Trainer,
+                trainer_defaults=TRAINER_DEFAULTS,
+                seed_everything_default=SEED,
+                parser_class=OneLineErrorParser,
+                auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
+                parser_kwargs={"prog": _program_name(), "description": __doc__.splitlines()[0]},
+                args=args,
+                **kwargs,
+            )
+        finally:
+            # A run stopped before it wrote anything (bad data, say) leaves no empty folder behind.
+            for folder in reversed(self._claimed_runs):
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
 
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
@@ -103,23 +98,53 @@ class LitMNISTCLI(LightningCLI):
         parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
-        _check_config_files(sys.argv[1:] if args is None else args)
+        command_line = sys.argv[1:] if args is None else args
+        _check_config_files(command_line)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
             return
         config = self.config[subcommand]
+        if config.get("ckpt_path") == "last" and subcommand == "fit":
+            config.ckpt_path = str(self._latest_run_checkpoint(config))
+        # Lightning reads the model's settings from the checkpoint right after this method, with a torch.load that
+        # would end in a traceback on a bad file: each way a file can be wrong gets its line here first.
+        checkpoint = _load_checkpoint(config.ckpt_path) if config.get("ckpt_path") else None
+        if checkpoint is not None and subcommand != "fit" and isinstance(command_line, list):
+            # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says
+            # otherwise: its data settings are parsed first, so that every option or --config given wins.
+            data_settings = _data_settings(checkpoint)
+            if data_settings:
+                position = command_line.index(subcommand) + 1
+                self.config = parser.parse_args([*command_line[:position], *data_settings, *command_line[position:]])
+                config = self.config[subcommand]
         _check_options_lightning_leaves_unchecked(config)
-        if subcommand == "predict" and not config.get("ckpt_path"):
+        if subcommand == "predict" and checkpoint is None:
             raise UserError(
                 "predict needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
             )
-        if config.get("ckpt_path") == "last" and subcommand == "fit":
-            config.ckpt_path = str(self._latest_run_checkpoint(config))
-        if config.get("ckpt_path"):
-            checkpoint = _load_checkpoint(config.ckpt_path)
-            if subcommand == "fit":
-                self._continue_in_run_folder(config, Path(config.ckpt_path), checkpoint["global_step"])
+        if checkpoint is not None and subcommand == "fit":
+            self._plan_continued_training(config, Path(config.ckpt_path), checkpoint["global_step"])
+
+    def _plan_continued_training(self, config: Any, ckpt_path: Path, step: int) -> None:
+        """A run's own last.ckpt continues that run in its folder; any other checkpoint starts a new run from it."""
+        max_steps = config.trainer.get("max_steps")
+        if max_steps is not None and 0 <= max_steps <= step:
+            raise UserError(
+                f"nothing to train: {ckpt_path} is at step {step} and --trainer.max_steps is {max_steps}; "
+                f"give a --trainer.max_steps above {step}"
+            )
+        run = ckpt_path.resolve().parent.parent
+        runs = self._runs_folder(config)
+        own_last = ckpt_path.name == "last.ckpt" and ckpt_path.resolve().parent.name == "checkpoints"
+        match = re.fullmatch(r"version_(\d+)", run.name)
+        if not own_last or not match or runs is None or run.parent != runs.resolve():
+            return  # a best checkpoint, or one from elsewhere: the logger opens a new version_N
+        config.trainer.logger.init_args.version = int(match.group(1))
+        # Drop the events logged after this checkpoint by the interrupted process, so TensorBoard shows one curve.
+        config.trainer.logger.init_args.purge_step = step
+        if (run / "config.yaml").is_file():
+            self.save_config_callback = None  # the run's config.yaml already says how it was made
 
     def _runs_folder(self, config: Any) -> Optional[Path]:
         """Where the configured TensorBoard logger keeps its version_N folders (None for another logger or none)."""
@@ -130,7 +155,7 @@ class LitMNISTCLI(LightningCLI):
 
     def _latest_run_checkpoint(self, config: Any) -> Path:
         """The last.ckpt of the newest run in the log folder whose model and data settings are this run's."""
-        wanted = self._experiment(self.parser.dump(self.config, skip_none=False, format="yaml"), self.config.subcommand)
+        wanted = self._settings(self.parser.dump(self.config, skip_none=False, format="yaml"), self.config.subcommand)
         runs = self._runs_folder(config)
         if runs is None:
             raise UserError(
@@ -138,7 +163,7 @@ class LitMNISTCLI(LightningCLI):
             )
         for folder in sorted(runs.glob("version_*"), key=_version_number, reverse=True):
             last, saved = folder / "checkpoints" / "last.ckpt", folder / "config.yaml"
-            if last.is_file() and saved.is_file() and self._experiment(saved.read_text()) == wanted:
+            if last.is_file() and saved.is_file() and self._settings(saved.read_text()) == wanted:
                 return last
         raise UserError(
             f"--ckpt_path last: no run in {runs}/ with these model and data settings has a checkpoints/last.ckpt; "
@@ -146,28 +171,29 @@ class LitMNISTCLI(LightningCLI):
         )
 
     @staticmethod
-    def _experiment(config_yaml: str, subcommand: Optional[str] = None) -> dict[str, Any]:
+    def _settings(config_yaml: str, subcommand: Optional[str] = None) -> dict[str, Any]:
+        """What makes two runs the same run: their model, data and seed settings."""
         config = yaml.safe_load(config_yaml) or {}
         if subcommand:
             config = config.get(subcommand, {})
         return {key: config.get(key) for key in ("model", "data", "seed_everything")}
 
-    def _continue_in_run_folder(self, config: Any, ckpt_path: Path, global_step: int) -> None:
-        """Resuming a run's own checkpoint keeps logging into that run's version_N folder."""
-        run = ckpt_path.resolve().parent.parent
-        match = re.fullmatch(r"version_(\d+)", run.name)
-        if ckpt_path.resolve().parent.name != "checkpoints" or not match:
-            return
+    def before_instantiate_classes(self) -> None:
+        """Give a new run its version_N folder now, created so that no run started at the same time can take it."""
+        config = self.config[self.subcommand]
         runs = self._runs_folder(config)
-        if runs is None or run.parent != runs.resolve():
+        logger = config.trainer.logger
+        if self.subcommand == "predict" or runs is None or logger.init_args.get("version") is not None:
             return
-        config.trainer.logger.init_args.version = int(match.group(1))
-        # Drop the events logged after this checkpoint by the interrupted process, so TensorBoard shows one curve.
-        config.trainer.logger.init_args.purge_step = global_step
-        self.save_config_kwargs["keep_existing"] = (run / "config.yaml").is_file()
+        if rank_zero_only.rank != 0:
+            return  # other processes never write; Lightning takes the run's folder from process 0
+        created = [folder for folder in (*reversed(runs.parents), runs) if not folder.exists()]
+        logger.init_args.version = claim_run_folder(runs)
+        self._claimed_runs += created
+        self._claimed_runs.append(runs / f"version_{logger.init_args.version}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self._get(self.config_init, "trainer", default={})
+        config = self.config_init[self.subcommand].get("trainer") or {}
         callbacks = list(config.get("callbacks") or [])
         if self.subcommand == "predict":
             # Predictions are printed (and written to --output): no bar among them, and no run folder, config.yaml
@@ -188,8 +214,10 @@ class LitMNISTCLI(LightningCLI):
             raise UserError(" ".join(str(error).split())) from None
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
-        # The checkpoint groups are always on the command line; `--trainer.enable_checkpointing false` switches
-        # them off rather than clashing with them.
+        # The checkpoint group is always on the command line; `--trainer.enable_checkpointing false` switches it off
+        # rather than clashing with it. Private, but the one place where LightningCLI hands over the callbacks of
+        # the --checkpoint group before the Trainer checks them: test_checkpointing_can_be_switched_off fails if
+        # that changes.
         if config.get("enable_checkpointing") is False:
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
@@ -239,6 +267,18 @@ def _check_config_files(args: Any) -> None:
                 where = getattr(error, "problem_mark", None)
                 at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
                 raise UserError(f"--config {value} is not valid YAML{at}: {getattr(error, 'problem', error)}") from None
+
+
+def _data_settings(checkpoint: dict[str, Any]) -> list[str]:
+    """The data module's settings saved in a checkpoint, as command-line options (not the pictures to predict)."""
+    saved = checkpoint.get(MNISTDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+    known = inspect.signature(MNISTDataModule).parameters
+    options = []
+    for name, value in saved.items():
+        if name in known and name != "predict_path" and value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            options.append(f"--data.{name}={text}")
+    return options
 
 
 def _version_number(folder: Path) -> int:

@@ -1,17 +1,14 @@
-"""Lightning's TensorBoard logger with one graph per run and run folders that concurrent runs cannot share."""
+"""Lightning's TensorBoard logger with one graph per run, and run folders that concurrent runs cannot share."""
 
-import os
 import warnings
+from argparse import Namespace
 from pathlib import Path
 from typing import Any, Optional
 
-from lightning.fabric.loggers.logger import rank_zero_experiment
-from lightning.fabric.utilities.logger import _convert_params, _flatten_dict
-from lightning.fabric.utilities.rank_zero import rank_zero_only
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
-from torch.utils.tensorboard import SummaryWriter
 from torch.utils.tensorboard.summary import hparams
 
 from lit_mnist.errors import UserError
@@ -26,9 +23,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     - Hyperparameters go to TensorBoard's HPARAMS tab with the final test and validation metrics beside them.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
-    - A new run claims its ``version_N`` folder by creating it, moving on to the next number if another run got there
-      first; taking the next number from a listing of the folders, as Lightning does, gives two runs started together
-      the same folder.
+    - The CLI gives each new run a folder claimed with ``claim_run_folder`` (below) as its ``version``.
 
     Args:
         save_dir: Folder that holds the runs folder.
@@ -67,10 +62,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         super().log_hyperparams(params, metrics, step)
         if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
             return
-        params = self._sanitize_params(_flatten_dict(_convert_params(params)))
-        # Lightning's bookkeeping entries (LightningCLI's `_instantiator`) are not settings of the run.
-        params = {name: value for name, value in params.items() if not name.startswith("_")}
-        writer = self.experiment._get_file_writer()
+        # Lightning's bookkeeping entries (LightningCLI's `_instantiator`) are not settings of the run; TensorBoard
+        # takes numbers, strings and booleans, so lists (hidden_sizes) and None are shown as text.
+        params = {
+            name: value if isinstance(value, (bool, int, float, str)) else str(value)
+            for name, value in dict(vars(params) if isinstance(params, Namespace) else params).items()
+            if not name.startswith("_")
+        }
+        # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
+        writer = self.experiment.file_writer
         for summary in hparams(params, dict.fromkeys(HPARAMS_METRICS, 0.0)):  # only the names of the metrics count
             writer.add_summary(summary)
         self._hparams_logged = True
@@ -92,29 +92,25 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             model.train(was_training)
         self._graph_logged = True
 
-    def _get_next_version(self) -> int:
-        self._claim_folder = True  # a number picked by listing the folders is only a proposal until claimed
-        return super()._get_next_version()
 
-    @property
-    @rank_zero_experiment
-    def experiment(self) -> SummaryWriter:
-        # The folder is claimed as the event file is opened: late enough that a run stopped by bad input before it
-        # logs anything leaves no folder behind.
-        if self._experiment is None and getattr(self, "_claim_folder", False):
-            root = Path(self.root_dir)
+def claim_run_folder(runs: Path) -> int:
+    """Create the next ``version_N`` folder in ``runs`` and return N.
+
+    A number taken from a listing of the folders, as Lightning's logger takes it, is only a proposal: two runs started
+    together would both get it. Creating the folder is atomic, so a run that finds it taken moves on to the next one.
+    """
+    numbers = [int(folder.name[8:]) for folder in runs.glob("version_*") if folder.name[8:].isdigit()]
+    version = max(numbers, default=-1) + 1
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        while True:
             try:
-                root.mkdir(parents=True, exist_ok=True)
-                while True:
-                    try:
-                        os.mkdir(root / f"version_{self._version}")
-                        break
-                    except FileExistsError:
-                        self._version += 1
-            except OSError as error:
-                raise UserError(
-                    f"cannot create a run folder in {root} ({error.strerror}); choose a writable folder with "
-                    "--trainer.logger.save_dir"
-                ) from None
-            self._claim_folder = False
-        return super().experiment
+                (runs / f"version_{version}").mkdir()
+                return version
+            except FileExistsError:
+                version += 1
+    except OSError as error:
+        raise UserError(
+            f"cannot create a run folder in {runs} ({error.strerror}); choose a writable folder with "
+            "--trainer.logger.save_dir"
+        ) from None

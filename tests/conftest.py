@@ -63,8 +63,10 @@ TINY_ARGS = ["--data.val_size", "100", "--trainer.max_steps", "30", "--last_chec
 
 
 def reported(output: str, metric: str) -> float:
-    """The value Lightning's results table printed for a metric."""
-    return float(re.search(rf"{re.escape(metric)}\s+([0-9.]+)", output).group(1))
+    """The value Lightning's results table printed for a metric (negative, exponent, nan and inf included)."""
+    match = re.search(rf"{re.escape(metric)}\s+([-+]?(?:nan|inf|[0-9.]+(?:e[-+]?[0-9]+)?))\s", output)
+    assert match, f"no figure for {metric} in the output"
+    return float(match.group(1))
 
 
 def last_checkpoint(work: Path) -> dict:

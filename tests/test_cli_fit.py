@@ -1,24 +1,40 @@
 """The user's flow, run as a user runs it: `python -m lit_mnist ...` in a folder of their own."""
 
+import shutil
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, TINY_ARGS, reported, run_cli
+from tests.conftest import REPO, TINY_ARGS, reported, run_cli, write_tiny_mnist
+
+# 33 steps: the last ones fall between two saves of last.ckpt (every 10) and after the last full logging interval (5).
+STEPS = 33
+FIT_ARGS = [*TINY_ARGS, "--trainer.max_steps", str(STEPS), "--trainer.log_every_n_steps", "5"]
 
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory) -> tuple[Path, str]:
     """One `fit` on tiny data, shared by the tests that read what it wrote."""
-    from tests.conftest import write_tiny_mnist
-
     work = tmp_path_factory.mktemp("work")
     data = write_tiny_mnist(work / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.log_every_n_steps", "5", cwd=work)
+    result = run_cli("fit", "--data.data_dir", str(data), *FIT_ARGS, cwd=work)
     assert result.returncode == 0, result.stderr
     return work, result.stdout + result.stderr
+
+
+def copy_of(fitted, tmp_path: Path) -> Path:
+    """A folder with a copy of the fitted run (its data and lightning_logs/version_0), for tests that add runs."""
+    work = tmp_path / "work"
+    shutil.copytree(fitted[0] / "data", work / "data")
+    shutil.copytree(fitted[0] / "lightning_logs" / "version_0", work / "lightning_logs" / "version_0")
+    return work
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes() for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def test_fit_trains_then_reports_the_test_set_once(fitted):
@@ -44,7 +60,8 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     events.Reload()
     scalars = set(events.Tags()["scalars"])
     assert {"train/loss", "train/acc", "val/loss", "val/acc", "test/loss", "test/acc"} <= scalars
-    assert len(events.Scalars("train/loss")) == 30 // 5  # one point per logging interval
+    # One point per logging interval, and one for the last 3 steps after the last full interval.
+    assert [event.step for event in events.Scalars("train/loss")] == [5, 10, 15, 20, 25, 30, 33]
     node_names = [node.name for node in events.Graph().node]
     for layer in ("layer1", "layer2", "layer3"):
         assert any(f"[{layer}]" in name for name in node_names), layer
@@ -60,7 +77,7 @@ def test_tensorboard_shows_the_confusion_matrix_and_misclassified_digits_after_t
     assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
     for tag in ("test/confusion_matrix", "test/misclassified"):
         (image,) = events.Images(tag)  # one of each, from the one test pass
-        assert image.step == 30 and image.width > 200 and image.height > 200
+        assert image.step == STEPS and image.width > 200 and image.height > 200
 
 
 def test_hparams_tab_lists_the_hyperparameters_and_the_final_metrics(fitted):
@@ -83,8 +100,6 @@ def test_hparams_tab_lists_the_hyperparameters_and_the_final_metrics(fitted):
 
 def test_logged_training_figures_match_a_direct_computation(fitted):
     """train/acc at each logging step is the accuracy over the steps since the previous one, recomputed here."""
-    import torch
-
     from lit_mnist.batches import ShuffledBatches
     from lit_mnist.data import MNISTDataModule
     from lit_mnist.model import MNISTClassifier
@@ -103,8 +118,8 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
     datamodule.setup("fit")
     batches = ShuffledBatches(*datamodule.train_data, 100, seed=42)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
-    losses, correct, seen, step = [], 0, 0, 0
-    while step < 30:
+    losses, correct, seen, step, checked = [], 0, 0, 0, []
+    while step < STEPS:
         for images, labels in batches:
             logits = model(images.unsqueeze(1).float() / 255)
             loss = torch.nn.functional.cross_entropy(logits, labels)
@@ -115,22 +130,121 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
             correct += (logits.argmax(1) == labels).sum().item()
             seen += len(labels)
             step += 1
-            if step % 5 == 0:
-                # Lightning writes step-based metrics at the step before the counter moves: global_step - 1.
-                assert logged_acc[step - 1] == pytest.approx(correct / seen, abs=1e-6)
-                assert logged_loss[step - 1] == pytest.approx(sum(losses) / seen, rel=1e-4)
+            if step % 5 == 0 or step == STEPS:  # each interval, and the tail after the last full one
+                assert logged_acc[step] == pytest.approx(correct / seen, abs=1e-6), step
+                assert logged_loss[step] == pytest.approx(sum(losses) / seen, rel=1e-4), step
+                checked.append(step)
                 losses, correct, seen = [], 0, 0
-            if step == 30:
+            if step == STEPS:
                 break
+    assert checked == sorted(logged_loss)
 
 
-def test_test_subcommand_on_the_checkpoint_gives_the_accuracy_fit_reported(fitted):
+def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_gradients_accumulate(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_cli("fit", "--data.data_dir", str(data), *FIT_ARGS, "--trainer.max_steps", "12",
+                     "--trainer.accumulate_grad_batches", "2", "--trainer.enable_progress_bar", "false",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
+    events.Reload()
+    # 24 batches make 12 optimizer steps: a point after steps 5 and 10, and one for the last 2.
+    assert [event.step for event in events.Scalars("train/loss")] == [5, 10, 12]
+    assert [event.step for event in events.Scalars("train/acc")] == [5, 10, 12]
+
+
+def test_last_checkpoint_holds_the_final_step(fitted):
+    work, _ = fitted
+    checkpoints = work / "lightning_logs" / "version_0" / "checkpoints"
+    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == STEPS
+
+
+def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted):
     work, output = fitted
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     result = run_cli("test", "--data.data_dir", str(work / "data"), "--ckpt_path", str(checkpoint), cwd=work)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "test/acc") == reported(output, "test/acc")
     assert reported(result.stdout, "test/loss") == pytest.approx(reported(output, "test/loss"), rel=1e-6)
+
+
+def test_test_on_a_checkpoint_reads_the_data_the_run_was_trained_on(fitted, tmp_path):
+    """No --data.data_dir: the checkpoint's (fit had an absolute one). Run elsewhere, where ./data does not exist."""
+    work, output = fitted
+    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    result = run_cli("test", "--ckpt_path", str(checkpoint), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reported(result.stdout, "test/loss") == pytest.approx(reported(output, "test/loss"), rel=1e-6)
+    assert not (tmp_path / "data").exists()
+
+    # The command line wins over the checkpoint.
+    result = run_cli("test", "--ckpt_path", str(checkpoint), "--data.data_dir", "elsewhere", "--data.download", "false",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert "MNIST files missing in elsewhere/MNIST/raw" in result.stderr
+
+
+def test_fine_tuning_from_the_best_checkpoint_starts_a_new_run_and_leaves_the_old_one_alone(fitted, tmp_path):
+    work = copy_of(fitted, tmp_path)
+    old_run = work / "lightning_logs" / "version_0"
+    before = snapshot(old_run)
+    (best,) = (old_run / "checkpoints").glob("best-*.ckpt")
+    best_step = torch.load(best, weights_only=True)["global_step"]
+    assert best_step < STEPS
+
+    result = run_cli("fit", "--data.data_dir", str(work / "data"), *FIT_ARGS, "--trainer.max_steps", str(STEPS + 7),
+                     "--ckpt_path", str(best), cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert snapshot(old_run) == before  # not a byte of the old run changed
+    new_run = work / "lightning_logs" / "version_1"
+    assert torch.load(new_run / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == STEPS + 7
+    assert (new_run / "config.yaml").is_file()
+
+
+def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
+    work = copy_of(fitted, tmp_path)
+    (best,) = (work / "lightning_logs" / "version_0" / "checkpoints").glob("best-*.ckpt")
+    best_step = torch.load(best, weights_only=True)["global_step"]
+    result = run_cli("fit", "--data.data_dir", str(work / "data"), *FIT_ARGS, "--trainer.max_steps", str(best_step),
+                     "--ckpt_path", str(best), cwd=work)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: nothing to train: {best} is at step {best_step} and --trainer.max_steps is {best_step}; "
+        f"give a --trainer.max_steps above {best_step}"
+    ]
+    assert [p.name for p in (work / "lightning_logs").iterdir()] == ["version_0"]
+
+
+def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_path):
+    work = copy_of(fitted, tmp_path)
+    runs = work / "lightning_logs"
+    shutil.copytree(runs / "version_0", runs / "version_1")  # the same settings: the one to continue
+    shutil.copytree(runs / "version_0", runs / "version_2")  # newer, but with another learning rate
+    config = yaml.safe_load((runs / "version_2" / "config.yaml").read_text())
+    config["model"]["learning_rate"] = 0.5
+    (runs / "version_2" / "config.yaml").write_text(yaml.safe_dump(config))
+    untouched = {name: snapshot(runs / name) for name in ("version_0", "version_2")}
+
+    # The same data settings as the fitted run, data_dir included.
+    data = str(fitted[0] / "data")
+    result = run_cli("fit", "--data.data_dir", data, *FIT_ARGS, "--trainer.max_steps", str(STEPS + 3),
+                     "--ckpt_path", "last", cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    continued = torch.load(runs / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert continued["global_step"] == STEPS + 3
+    assert {name: snapshot(runs / name) for name in untouched} == untouched
+    assert sorted(p.name for p in runs.iterdir()) == ["version_0", "version_1", "version_2"]
+
+
+def test_checkpointing_can_be_switched_off(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
+                     "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+                     cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "lightning_logs" / "version_0"
+    assert (run / "config.yaml").is_file() and not (run / "checkpoints").exists()
+    assert 0 <= reported(result.stdout, "test/acc") <= 1
 
 
 def test_the_seed_config_is_the_default(tmp_path):
@@ -145,6 +259,7 @@ def test_the_seed_config_is_the_default(tmp_path):
 
 def test_cli_overrides_reach_the_model(tmp_path):
     result = run_cli("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
 
 

@@ -53,3 +53,49 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
         assert torch.allclose(weights, ddp_state["state_dict"][name], rtol=1e-4, atol=1e-5), name
     accuracy = [reported(run.stdout, "test/acc") for run in (single, ddp)]
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1 / 200)  # at most one of the 200 test images differs
+
+
+# Dropout and augmentation both draw random numbers while training; last.ckpt is saved every 7 steps.
+# fmt: off
+RANDOM_ARGS = [
+    "--model.hidden_sizes", "[32]", "--model.dropout", "0.2", "--model.init", "kaiming", "--model.optimizer", "adamw",
+    "--model.learning_rate", "0.01", "--data.max_rotation", "10", "--data.max_shift", "0.1",
+    "--data.elastic_alpha", "10", "--data.val_size", "100", "--trainer.max_steps", "24",
+    "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp",
+    "--trainer.devices", "2", "--checkpoint.save_last", "false", "--last_checkpoint.every_n_train_steps", "7",
+]
+# fmt: on
+
+
+def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exactly(tiny_data, tmp_path):
+    from lit_mnist.augment import random_distortion
+
+    reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
+    reference.mkdir()
+    interrupted.mkdir()
+    args = ["fit", "--data.data_dir", str(tiny_data), *RANDOM_ARGS]
+    result = run_cli(*args, "--trainer.callbacks+=tests.helpers.RecordRNGState", cwd=reference, timeout=600)
+    assert result.returncode == 0, result.stderr
+
+    # Each process starts training from a generator state of its own, so the same image gets other distortions.
+    states = [torch.load(reference / f"rng-rank{rank}.pt") for rank in (0, 1)]
+    assert not torch.equal(*states)
+    image = torch.zeros(1, 1, 28, 28)
+    image[..., 8:20, 12:16] = 1.0
+    distorted = []
+    for state in states:
+        torch.set_rng_state(state)
+        distorted.append(random_distortion(image, 10.0, 0.1, 0.0, elastic_alpha=10.0))
+    assert not torch.allclose(*distorted)
+
+    # Killed at step 17 (the last save is at 14, mid-epoch), then resumed: the same weights as the reference.
+    killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=17",
+                     cwd=interrupted, timeout=600)  # fmt: skip
+    assert killed.returncode != 0
+    assert last_checkpoint(interrupted)["global_step"] == 14
+    resumed = run_cli(*args, "--ckpt_path", "last", cwd=interrupted, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr
+    expected, actual = last_checkpoint(reference), last_checkpoint(interrupted)
+    assert expected["global_step"] == actual["global_step"] == 24
+    for name, weights in expected["state_dict"].items():
+        assert torch.equal(weights, actual["state_dict"][name]), f"{name} differs after resuming from step 14"

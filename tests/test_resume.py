@@ -1,28 +1,26 @@
 """A run killed with SIGKILL and resumed ends bit for bit where the same run never interrupted ends."""
 
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
+from tests.conftest import last_checkpoint, run_cli, write_tiny_mnist
 
 # Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
 # AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
 # steps only (5 batches an epoch), so most saves, and the one the kill leaves behind, fall mid-epoch.
 EVERY = 11
 STEPS = EVERY * 60
+KILL_AT, KILL_SAVED = EVERY * 2 + 5, EVERY * 2
 # fmt: off
 RUN_ARGS = [
     "--model.hidden_sizes", "[32, 32]", "--model.init", "kaiming", "--model.dropout", "0.2",
     "--model.optimizer", "adamw", "--model.learning_rate", "0.01", "--model.lr_schedule", "onecycle",
     "--data.max_rotation", "10", "--data.max_shift", "0.1", "--data.max_scale", "0.1", "--data.elastic_alpha", "10",
     "--data.val_size", "100", "--trainer.max_steps", str(STEPS), "--trainer.enable_progress_bar", "false",
+    "--trainer.accelerator", "cpu",
     "--trainer.check_val_every_n_epoch", "10",
     "--checkpoint.save_last", "false", "--last_checkpoint.every_n_train_steps", str(EVERY),
 ]
@@ -66,23 +64,12 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
     interrupted = tmp_path
     args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
 
-    # Start the same run and kill it hard once it has saved a few checkpoints.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lit_mnist", *args],
-        cwd=interrupted,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )
+    # The same run, killed hard mid-epoch at a step that is not a save: the last save before it is at KILL_SAVED.
+    killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}",
+                     cwd=interrupted)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
     last = interrupted / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    deadline = time.monotonic() + 300
-    while not last.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(0.3)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    killed_at = torch.load(last, weights_only=True)["global_step"]
-    assert 0 < killed_at < STEPS, "the run finished before it could be killed"
+    assert torch.load(last, weights_only=True)["global_step"] == KILL_SAVED
 
     resumed = run_cli(*args, "--ckpt_path", "last", cwd=interrupted)
     assert resumed.returncode == 0, resumed.stderr
@@ -92,5 +79,29 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
     expected, actual = final_state(reference), final_state(interrupted)
     assert expected.keys() == actual.keys()
     for name in expected:
-        assert torch.equal(expected[name], actual[name]), f"{name} differs after resuming from step {killed_at}"
+        assert torch.equal(expected[name], actual[name]), f"{name} differs after resuming from step {KILL_SAVED}"
     assert printed_test_metrics(resumed.stdout) == printed_test_metrics(reference_output)
+
+
+def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_after_its_checkpoint(tmp_path, data):
+    """The resumed process's event file starts with a purge marker at the checkpoint's step (one curve, no overlap)."""
+    from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
+
+    args = ["fit", "--data.data_dir", str(data), *RUN_ARGS, "--trainer.max_steps", str(KILL_AT + EVERY)]
+    killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}",
+                     "--trainer.log_every_n_steps", "1", cwd=tmp_path)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    resumed = run_cli(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr
+    # Event file names start with their creation time: the killed run's comes first.
+    killed_file, *resumed_files = sorted((tmp_path / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))
+    logged_by_killed_run = [
+        event.step for event in EventFileLoader(str(killed_file)).Load() for value in event.summary.value
+        if value.tag == "train/loss"
+    ]  # fmt: skip
+    assert max(logged_by_killed_run) > KILL_SAVED  # steps that the resumed run trains again
+    starts = [
+        event.step for path in resumed_files for event in EventFileLoader(str(path)).Load()
+        if event.HasField("session_log")
+    ]  # fmt: skip
+    assert starts == [KILL_SAVED]

@@ -1,0 +1,33 @@
+"""Callbacks that tests add to real CLI runs with ``--trainer.callbacks+=tests.helpers.NAME``."""
+
+import os
+import signal
+from pathlib import Path
+
+import torch
+from lightning.pytorch import Callback
+
+
+class KillAtStep(Callback):
+    """Kills its own process with SIGKILL once training reaches ``step``: a crash at a chosen moment, no cleanup.
+
+    Under DDP every process runs it and dies at the same step, as a machine that loses power would.
+    """
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+class RecordRNGState(Callback):
+    """Saves each process's torch RNG state as its first training batch starts, to ``rng-rank{R}.pt`` here.
+
+    Augmentation and dropout draw from that state, so two processes with equal states draw equal distortions and masks.
+    """
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == 0:
+            torch.save(torch.get_rng_state(), Path(f"rng-rank{trainer.global_rank}.pt"))
