@@ -13,14 +13,16 @@ from torch.utils.tensorboard.summary import hparams
 
 from lit_mnist.errors import UserError
 
-# The metrics that TensorBoard's HPARAMS tab lists beside each run's hyperparameters.
-HPARAMS_METRICS = ("test/acc", "test/loss", "val/acc", "val/loss")
+# Settings that say where files are, not how the network was trained: left out of the HPARAMS tab.
+NOT_HPARAMS = ("data_dir", "download", "predict_path")
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with three changes.
 
-    - Hyperparameters go to TensorBoard's HPARAMS tab with the final test and validation metrics beside them.
+    - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the settings that
+      differ between the runs and the final metrics.
+    - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
     - The CLI gives each new run a folder claimed with ``claim_run_folder`` (below) as its ``version``.
@@ -53,27 +55,33 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     def log_hyperparams(
         self, params: Any, metrics: Optional[dict[str, Any]] = None, step: Optional[int] = None
     ) -> None:
-        """Record the hyperparameters (hparams.yaml, and TensorBoard's HPARAMS tab with the run's final metrics).
+        """Record the hyperparameters: hparams.yaml, and the run's entry in TensorBoard's HPARAMS tab.
 
-        Lightning calls this at the start of each trainer call, before any metric exists. TensorBoard's HPARAMS tab
-        shows, for each metric named here, the last value of the scalar with that tag, so the tab fills in with the
-        final validation and test results as they are logged; nothing is written under those tags here.
+        Only the run's settings are written, not the list of hyperparameters and metrics that Lightning declares
+        with them: without it, TensorBoard works that list out over all the runs in view, puts the settings that
+        differ between them first (it shows five unless more are ticked), and takes every scalar as a metric, with
+        its last value, so the tab fills in with the final figures as they are logged.
         """
         super().log_hyperparams(params, metrics, step)
         if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
             return
-        # Lightning's bookkeeping entries (LightningCLI's `_instantiator`) are not settings of the run; TensorBoard
-        # takes numbers, strings and booleans, so lists (hidden_sizes) and None are shown as text.
-        params = {
-            name: value if isinstance(value, (bool, int, float, str)) else str(value)
-            for name, value in dict(vars(params) if isinstance(params, Namespace) else params).items()
-            if not name.startswith("_")
+        # TensorBoard takes numbers, strings and booleans; it would show booleans as 1.0 and 0.0, and it cannot
+        # show lists (hidden_sizes) or None, so those are written as text. Lightning's bookkeeping entries
+        # (LightningCLI's `_instantiator`) are not settings of the run.
+        settings = dict(vars(params) if isinstance(params, Namespace) else params)
+        settings = {
+            name: value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+            for name, value in settings.items()
+            if not name.startswith("_") and name not in NOT_HPARAMS
         }
+        _, session_start, _ = hparams(settings, {})
         # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
-        writer = self.experiment.file_writer
-        for summary in hparams(params, dict.fromkeys(HPARAMS_METRICS, 0.0)):  # only the names of the metrics count
-            writer.add_summary(summary)
+        self.experiment.file_writer.add_summary(session_start)
         self._hparams_logged = True
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: Optional[int] = None) -> None:
+        super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
 
     def log_graph(self, model: LightningModule, input_array: Optional[Tensor] = None) -> None:
         if self._graph_logged:

@@ -82,7 +82,7 @@ class MNISTClassifier(LightningModule):
             MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False) for _ in range(3)
         )
         self._train_window: list[tuple[Tensor, int, Tensor, Tensor]] = []  # batches not logged yet
-        self._train_window_logged_at = 0  # global_step of the last train/* figures
+        self._train_window_logged_at = 0  # global_step of the last training figures
 
     def _initialize(self, init: str) -> None:
         for module in self.network:
@@ -145,7 +145,7 @@ class MNISTClassifier(LightningModule):
         self.train_loss.update(torch.stack(losses), weight=torch.tensor(sizes, device=self.device))
         self.train_acc.update(torch.cat(predictions), torch.cat(labels))
         # compute() averages over the window, across processes too; reset() starts the next window.
-        figures = {"train/loss": self.train_loss.compute(), "train/acc": self.train_acc.compute()}
+        figures = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}
         self.train_loss.reset()
         self.train_acc.reset()
         # Written straight to the loggers at the number of steps taken: Lightning's self.log decides by its own
@@ -158,14 +158,18 @@ class MNISTClassifier(LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
-        self.log("val/loss", self.val_loss, prog_bar=True)
-        self.log("val/acc", self.val_acc, prog_bar=True)
+        self.log("loss/val", self.val_loss, prog_bar=True)
+        self.log("acc/val", self.val_acc, prog_bar=True)
+        if self.trainer.state.fn == "fit":
+            # Lightning writes these at its own counter, one behind the steps taken during training; a logged
+            # "step" is the x-axis it uses instead, so validation and training figures of a moment share a step.
+            self.log("step", float(self.global_step))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Logs test loss and accuracy; returns the predicted classes, which callbacks draw figures from."""
         logits = self._evaluate(batch, self.test_loss, self.test_acc)
-        self.log("test/loss", self.test_loss)
-        self.log("test/acc", self.test_acc)
+        self.log("loss/test", self.test_loss)
+        self.log("acc/test", self.test_acc)
         return logits.argmax(dim=1)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:

@@ -1,10 +1,16 @@
 """Shared fixtures: tiny MNIST-format data written by the tests themselves, and a CLI runner."""
 
+import contextlib
+import json
 import os
 import re
+import socket
 import struct
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -84,3 +90,41 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
     )
+
+
+def free_port() -> int:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        return listener.getsockname()[1]
+
+
+def get_json(url: str, body: dict | None = None):
+    """GET url, or POST body to it as JSON, and read the JSON answer."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    return json.loads(urllib.request.urlopen(request, timeout=30).read())
+
+
+@contextlib.contextmanager
+def tensorboard(logdir: Path, runs: list[str], *args: str) -> Iterator[str]:
+    """A `tensorboard --logdir` server on a free loopback port, up once it lists these runs; yields its address."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), *args, "--host", "127.0.0.1",
+         "--port", str(port), "--reload_interval", "0"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            with contextlib.suppress(OSError):
+                if sorted(get_json(f"{url}/data/runs")) == sorted(runs):
+                    break
+            assert process.poll() is None, "TensorBoard stopped"
+            assert time.monotonic() < deadline, f"TensorBoard did not list the runs {runs} within 60 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)

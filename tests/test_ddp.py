@@ -44,14 +44,14 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     assert sorted(p.name for p in (runs[0] / "checkpoints").iterdir() if p.name.startswith("last")) == ["last.ckpt"]
     assert len(list((runs[0] / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (runs[0] / "config.yaml").is_file()
-    assert ddp.stdout.count("test/acc") == 1
+    assert ddp.stdout.count("acc/test") == 1
 
     # Each process took half of every global batch of 100 and DDP averaged the gradients: the same steps.
     single_state, ddp_state = last_checkpoint(single_dir), last_checkpoint(ddp_dir)
     assert single_state["global_step"] == ddp_state["global_step"] == 20
     for name, weights in single_state["state_dict"].items():
         assert torch.allclose(weights, ddp_state["state_dict"][name], rtol=1e-4, atol=1e-5), name
-    accuracy = [reported(run.stdout, "test/acc") for run in (single, ddp)]
+    accuracy = [reported(run.stdout, "acc/test") for run in (single, ddp)]
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1 / 200)  # at most one of the 200 test images differs
 
 

@@ -34,7 +34,7 @@ def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
         timeout=600,
     )
     assert result.returncode == 0, result.stderr
-    accuracy = reported(result.stdout, "test/acc")
+    accuracy = reported(result.stdout, "acc/test")
     assert 0.80 <= accuracy <= 0.92
 
 
@@ -56,7 +56,7 @@ def test_the_tuned_recipe_learns_fast_on_real_digits(short_tuned_run):
     The full run takes under 4 minutes and reaches 99.1% (README); this short one gets 98.2% on this machine.
     """
     _, output = short_tuned_run
-    assert reported(output, "test/acc") >= 0.975
+    assert reported(output, "acc/test") >= 0.975
 
 
 def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_data, short_tuned_run):

@@ -97,7 +97,7 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
     killed_file, *resumed_files = sorted((tmp_path / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))
     logged_by_killed_run = [
         event.step for event in EventFileLoader(str(killed_file)).Load() for value in event.summary.value
-        if value.tag == "train/loss"
+        if value.tag == "loss/train"
     ]  # fmt: skip
     assert max(logged_by_killed_run) > KILL_SAVED  # steps that the resumed run trains again
     starts = [
