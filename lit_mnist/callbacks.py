@@ -1,17 +1,16 @@
 """Callbacks that the CLI adds to every run."""
 
 import hashlib
-import math
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
-from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
+from lit_mnist.figures import confusion_matrix_figure, misclassified_figure
 from lit_mnist.model import NUM_CLASSES
 
 
@@ -112,6 +111,40 @@ class PeriodicLastCheckpoint(Callback):
             self._saved_step = step
 
 
+class FinalValidation(Callback):
+    """Validates after the final training step when that step falls inside an epoch.
+
+    Lightning validates at the end of each epoch, so a run of --trainer.max_steps that stops mid-epoch would end with
+    no figures for its final weights (and a run shorter than an epoch with no best checkpoint). Asking the Trainer to
+    stop at that step is Lightning's own way to have it validate before it ends.
+    """
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if 0 < trainer.max_steps <= trainer.global_step:
+            trainer.should_stop = True
+
+
+class RunSummary(Callback):
+    """Prints the network's layers and parameter count, and the run's folder, as training starts."""
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        run_folder = trainer.log_dir if trainer.logger is not None else None  # a collective: every process asks
+        if not trainer.is_global_zero:
+            return
+        layers = []
+        for name, module in pl_module.network.named_children():
+            if isinstance(module, torch.nn.Linear):
+                layers.append(f"{name} {module.in_features}x{module.out_features}")
+            else:
+                layers.append(name)
+        parameters = sum(parameter.numel() for parameter in pl_module.parameters())
+        print(f"Network: {', '.join(layers)}: {parameters:,} parameters")
+        if run_folder is not None:
+            print(f"Run folder: {Path(run_folder)}")
+
+
 class TestFigures(Callback):
     """After each test pass, draws into TensorBoard's IMAGES tab the confusion matrix of the test set and a grid of
     misclassified test digits, each titled with its predicted and true labels.
@@ -122,7 +155,7 @@ class TestFigures(Callback):
         max_misclassified: How many misclassified digits the grid shows (the first ones in test-set order).
     """
 
-    def __init__(self, max_misclassified: int = 64) -> None:
+    def __init__(self, max_misclassified: int = 24) -> None:
         self.max_misclassified = max_misclassified
 
     def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
@@ -151,27 +184,7 @@ class TestFigures(Callback):
         if not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
             return
         step, total = trainer.global_step, int(matrix.sum())
-        figure = Figure(figsize=(6.4, 4.8))
-        axes = figure.add_subplot()
-        self.confusion.plot(matrix, ax=axes)
-        axes.set_title(f"Test set: {total} digits, true label by row, predicted by column")
-        experiment.add_figure("test/confusion_matrix", figure, step)
         errors = total - int(matrix.trace())
-        experiment.add_figure("test/misclassified", self._misclassified_grid(errors, total), step)
+        experiment.add_figure("test/confusion_matrix", confusion_matrix_figure(matrix), step)
+        experiment.add_figure("test/misclassified", misclassified_figure(self.misclassified, errors, total), step)
         experiment.flush()
-
-    def _misclassified_grid(self, errors: int, total: int) -> Figure:
-        columns = 8
-        rows = max(1, math.ceil(len(self.misclassified) / columns))
-        # A Figure of its own rather than pyplot's: drawing here must not switch the backend of a notebook.
-        figure = Figure(figsize=(columns * 1.1, rows * 1.3 + 0.6))
-        axes = figure.subplots(rows, columns, squeeze=False)
-        for axis in axes.flat:
-            axis.axis("off")
-        for axis, (image, predicted, true) in zip(axes.flat, self.misclassified):
-            axis.imshow(image.float().numpy(), cmap="gray")
-            axis.set_title(f"{predicted} (true {true})", fontsize=8)
-        shown = f"the first {len(self.misclassified)}" if len(self.misclassified) < errors else "all"
-        figure.suptitle(f"{errors} of {total} test digits misclassified ({shown} shown): predicted (true)", fontsize=9)
-        figure.tight_layout()
-        return figure

@@ -1,12 +1,13 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
 import inspect
+import logging
 import pickle
 import re
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, Literal, NoReturn, Optional
 
 import torch
 import yaml
@@ -17,7 +18,7 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lit_mnist.callbacks import PeriodicLastCheckpoint, RNGStateCheckpoint, TestFigures
+from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary, TestFigures
 from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import UserError
@@ -28,20 +29,26 @@ from lit_mnist.trainer import Trainer
 # The post's run: 5,000 steps of batch 100. Everything else of the post is the model's and data's defaults.
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_steps": 5000,
+    "log_every_n_steps": 50,
     "logger": lazy_instance(TensorBoardLogger),
-    # Always on: exact resume needs the RNG states; the test figures are part of every run's TensorBoard page.
-    "callbacks": [RNGStateCheckpoint(), TestFigures()],
+    # RunSummary prints the network's layers: Lightning's model summary would list the metric objects too.
+    "enable_model_summary": False,
+    # Always on: exact resume needs the RNG states; the test figures are part of every run's TensorBoard page; a
+    # run's final weights are validated (and can be the best checkpoint) however its last epoch ends.
+    "callbacks": [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary()],
 }
 CHECKPOINT_DEFAULTS = {
-    "monitor": "val/acc",
+    "monitor": "acc/val",
     "mode": "max",
     "save_last": True,
     "every_n_epochs": 1,
     "enable_version_counter": False,  # two callbacks share last.ckpt: each overwrites it rather than adding -v1
-    "filename": "best-step={step}-val_acc={val/acc:.4f}",
+    "filename": "best-step={step}-val_acc={acc/val:.4f}",
     "auto_insert_metric_name": False,
 }
 SEED = 42
+# The subcommands that train nothing, and so write nothing: they print their figures.
+EVALUATIONS = ("validate", "test", "predict")
 
 # Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
 # no user of this project can act on (Lightning has to change), so it is not shown.
@@ -93,6 +100,13 @@ class LitMNISTCLI(LightningCLI):
         return {**LightningCLI.subcommands(), "lr_find": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_argument(
+            "--log_level",
+            type=Literal["DEBUG", "INFO", "WARNING", "ERROR"],
+            default="WARNING",
+            help="The level of Lightning's log messages shown: INFO adds its lines on devices, the seed and "
+            "checkpoint restores",
+        )
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(PeriodicLastCheckpoint, "last_checkpoint")
         parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
@@ -105,6 +119,8 @@ class LitMNISTCLI(LightningCLI):
         if subcommand is None:
             return
         config = self.config[subcommand]
+        for name in ("lightning.pytorch", "lightning.fabric"):  # Lightning's documented way to quieten it
+            logging.getLogger(name).setLevel(config.log_level)
         if config.get("ckpt_path") == "last" and subcommand == "fit":
             config.ckpt_path = str(self._latest_run_checkpoint(config))
         # Lightning reads the model's settings from the checkpoint right after this method, with a torch.load that
@@ -145,6 +161,10 @@ class LitMNISTCLI(LightningCLI):
         config.trainer.logger.init_args.purge_step = step
         if (run / "config.yaml").is_file():
             self.save_config_callback = None  # the run's config.yaml already says how it was made
+        # Lightning warns that the checkpoint folder is not empty: here it is the run's own, on purpose.
+        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+        if rank_zero_only.rank == 0:
+            print(f"Continuing {runs / run.name} from step {step}")
 
     def _runs_folder(self, config: Any) -> Optional[Path]:
         """Where the configured TensorBoard logger keeps its version_N folders (None for another logger or none)."""
@@ -183,7 +203,7 @@ class LitMNISTCLI(LightningCLI):
         config = self.config[self.subcommand]
         runs = self._runs_folder(config)
         logger = config.trainer.logger
-        if self.subcommand == "predict" or runs is None or logger.init_args.get("version") is not None:
+        if self.subcommand in EVALUATIONS or runs is None or logger.init_args.get("version") is not None:
             return
         if rank_zero_only.rank != 0:
             return  # other processes never write; Lightning takes the run's folder from process 0
@@ -195,16 +215,16 @@ class LitMNISTCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self.config_init[self.subcommand].get("trainer") or {}
         callbacks = list(config.get("callbacks") or [])
-        if self.subcommand == "predict":
-            # Predictions are printed (and written to --output): no bar among them, and no run folder, config.yaml
-            # or checkpoint for a command that trains nothing.
-            config["enable_progress_bar"] = False
+        if self.subcommand in EVALUATIONS:
+            # Evaluating trains nothing: no run folder, config.yaml or checkpoint; the figures are printed.
             config["logger"] = False
             config["enable_checkpointing"] = False
             self.save_config_callback = None
             # Lightning asks for the checkpoint callbacks of the run that made the checkpoint: they matter when
-            # training goes on from it, not for predicting.
+            # training goes on from it, not for evaluating it.
             warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
+        if self.subcommand == "predict":
+            config["enable_progress_bar"] = False  # predictions are printed: no bar among them
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]
@@ -232,6 +252,10 @@ class LitMNISTCLI(LightningCLI):
         if self.trainer.interrupted:
             return
         self.trainer.test(self.model, datamodule=self.datamodule)
+        logger = self.trainer.logger
+        if self.trainer.is_global_zero and logger is not None and logger.save_dir is not None:
+            run, runs = Path(logger.log_dir), Path(logger.root_dir)  # Path drops the "./" of the default save_dir
+            print(f"Run folder: {run}. See it in TensorBoard: tensorboard --logdir {runs}")
 
     def after_predict(self) -> None:
         if self.datamodule.unreadable:  # each has had its line; the exit status tells scripts that some failed

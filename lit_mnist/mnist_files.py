@@ -6,6 +6,7 @@ and size is checked here first, so that a bad file gets a message naming it and 
 
 import hashlib
 import math
+import shutil
 import struct
 from pathlib import Path
 
@@ -35,13 +36,24 @@ def missing_files(data_dir: str | Path) -> list[str]:
 
 
 def download(data_dir: str | Path) -> None:
-    """Download the missing files with torchvision, turning a failure into an actionable message."""
+    """Download the missing files with torchvision, turning a failure into an actionable message.
+
+    A failed download leaves nothing behind: the files and folders it created are removed again.
+    """
     folder = raw_folder(data_dir)
+    new_folders = [path for path in (*reversed(folder.parents), folder) if not path.exists()]
+    old_files = set(folder.iterdir()) if folder.is_dir() else set()
     try:
         MNIST(str(data_dir), train=True, download=True)
     except Exception as error:  # torchvision raises RuntimeError, URLError or OSError depending on what broke
+        if folder.is_dir():
+            for path in set(folder.iterdir()) - old_files:
+                shutil.rmtree(path) if path.is_dir() else path.unlink()
+        for path in reversed(new_folders):
+            if path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
         raise UserError(
-            f"could not download MNIST into {folder} ({_first_line(error)}). Without network access, copy the four "
+            f"could not download MNIST into {folder} ({_reason(error)}). Without network access, copy the four "
             f"files {', '.join(OFFICIAL_FILES)} into {folder}, or point --data.data_dir at a folder that holds "
             "MNIST/raw/ with them"
         ) from None
@@ -108,6 +120,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+def _reason(error: BaseException) -> str:
+    """The error's message on one line: torchvision's names the file, then what each mirror answered."""
+    text = " ".join(str(error).split()) or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

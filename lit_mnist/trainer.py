@@ -19,7 +19,52 @@ from lit_mnist.predictions import PredictionWriter
 
 
 class Trainer(pl.Trainer):
-    """Lightning's Trainer, whose predict also prints its results, with an lr_find method."""
+    """Lightning's Trainer, whose predict also prints its results, with an lr_find method.
+
+    validate and test are Lightning's own, with descriptions that fit the command line's help.
+    """
+
+    def validate(
+        self,
+        model: Optional[pl.LightningModule] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        weights_only: Optional[bool] = None,
+    ) -> list[dict[str, float]]:
+        """Evaluate a checkpoint on the 5,000 validation images and print loss/val and acc/val; writes nothing.
+
+        Args:
+            model: The network.
+            dataloaders: Batches to evaluate; by default the data module's validation split.
+            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
+            verbose: Print the results table.
+            datamodule: The data; its settings come from the checkpoint unless given on the command line.
+            weights_only: Load only tensors and plain data from the checkpoint.
+        """
+        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def test(
+        self,
+        model: Optional[pl.LightningModule] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        weights_only: Optional[bool] = None,
+    ) -> list[dict[str, float]]:
+        """Evaluate a checkpoint on the 10,000 test images and print loss/test and acc/test; writes nothing.
+
+        Args:
+            model: The network.
+            dataloaders: Batches to evaluate; by default the data module's test set.
+            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
+            verbose: Print the results table.
+            datamodule: The data; its settings come from the checkpoint unless given on the command line.
+            weights_only: Load only tensors and plain data from the checkpoint.
+        """
+        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
 
     def predict(
         self,

@@ -170,13 +170,21 @@ def test_no_network_for_the_download(tmp_path, monkeypatch, capsys):
     from lit_mnist import mnist_files
 
     def offline(self):
-        raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\nTried https://..., got: <urlopen error>")
+        # What torchvision does without a network: it creates the folder, starts a file, then reports each mirror.
+        Path(self.raw_folder).mkdir(parents=True)
+        (Path(self.raw_folder) / "train-images-idx3-ubyte.gz").write_bytes(b"\x1f\x8b partial")
+        raise RuntimeError(
+            "Error downloading train-images-idx3-ubyte.gz:\n"
+            "Tried https://ossci-datasets.s3.amazonaws.com/mnist/, got:\n"
+            "<urlopen error [Errno -3] Temporary failure in name resolution>\n"
+        )
 
     monkeypatch.setattr(mnist_files.MNIST, "download", offline)
     monkeypatch.chdir(tmp_path)
     line = run_main(["fit"], capsys)
-    assert "could not download MNIST into data/MNIST/raw" in line and "copy the four files" in line
-    assert not Path("lightning_logs").exists()
+    assert "could not download MNIST into data/MNIST/raw (Error downloading train-images-idx3-ubyte.gz: Tried" in line
+    assert "Temporary failure in name resolution>)" in line and "copy the four files" in line
+    assert list(tmp_path.iterdir()) == []  # neither the data folder nor a run folder
 
 
 def test_resume_last_without_the_tensorboard_logger(tiny_data, tmp_path, monkeypatch, capsys):
