@@ -1,14 +1,19 @@
 """Lightning's TensorBoard logger with one graph per run, and run folders that concurrent runs cannot share."""
 
+import re
 import warnings
 from argparse import Namespace
 from pathlib import Path
 from typing import Any, Optional
 
+import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
 from torch import Tensor
+
+# torch's own tracer for TensorBoard graphs (private, as add_graph offers no way to name the nodes): see log_graph.
+from torch.utils.tensorboard._pytorch_graph import graph as pytorch_graph
 from torch.utils.tensorboard.summary import hparams
 
 from lit_mnist.errors import UserError
@@ -47,6 +52,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
+        self._draw_graph = log_graph
         # A run continued in its old folder (version given) already has its graph and hyperparameters.
         continued = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
         self._graph_logged = self._hparams_logged = continued
@@ -83,22 +89,49 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     def log_metrics(self, metrics: dict[str, Any], step: Optional[int] = None) -> None:
         super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
 
+    @rank_zero_only
     def log_graph(self, model: LightningModule, input_array: Optional[Tensor] = None) -> None:
-        if self._graph_logged:
+        """Draw the traced model in the GRAPHS tab with its layers at the top level, as the post's picture has them.
+
+        TensorBoard groups nodes by the first part of their ``/``-separated names, and torch names every node
+        after the traced module (``MNISTClassifier/Sequential[network]/Linear[layer1]/...``), which would show one
+        closed box. The names are rewritten to ``layer1/...``, ``relu1/...``, with ``input`` and ``output``.
+        """
+        if self._graph_logged or not self._draw_graph:
+            return
+        input_array = model.example_input_array if input_array is None else input_array
+        if input_array is None:
             return
         # Traced in eval mode: the graph is the same, and tracing dropout would draw random numbers that an
         # uninterrupted run and a resumed one would not draw alike.
         was_training = model.training
         model.eval()
         try:
-            with warnings.catch_warnings():
-                # TensorBoard's add_graph is built on torch.jit.trace, which warns that it is deprecated: nothing a
-                # user of this project can act on, and TensorBoard offers no other way to draw the graph.
+            with warnings.catch_warnings(), torch.no_grad():
+                # The tracer behind TensorBoard's graphs is torch.jit.trace, which warns that it is deprecated:
+                # nothing a user of this project can act on, and TensorBoard offers no other way to draw the graph.
                 warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
-                super().log_graph(model, input_array)
+                graph_def, step_stats = pytorch_graph(model, (input_array.to(model.device),))
         finally:
             model.train(was_training)
+        for node in graph_def.node:
+            node.name = top_level_name(node.name)
+            node.input[:] = [top_level_name(name) for name in node.input]
+        self.experiment.file_writer.add_graph((graph_def, step_stats))
         self._graph_logged = True
+
+
+def top_level_name(name: str) -> str:
+    """``MNISTClassifier/Sequential[network]/Linear[layer1]/input.3`` -> ``layer1/input.3``.
+
+    The traced module's own operations (flattening the images, standardising them) go under ``flatten``; the
+    ``network`` container disappears, and each layer is named by its attribute, as in ``model.network.layer1``.
+    """
+    root, *scopes, node = name.split("/")
+    if root in ("input", "output"):
+        return name
+    attributes = [re.sub(r"^\w+\[(\w+)\]$", r"\1", scope) for scope in scopes]
+    return "/".join([scope for scope in attributes if scope != "network"] or ["flatten"]) + "/" + node
 
 
 def claim_run_folder(runs: Path) -> int:
