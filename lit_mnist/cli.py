@@ -13,7 +13,7 @@ import torch
 import yaml
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins import TorchCheckpointIO
-from lightning.pytorch.callbacks import ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
@@ -24,6 +24,7 @@ from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import UserError
 from lit_mnist.logger import TensorBoardLogger, claim_run_folder
 from lit_mnist.model import MNISTClassifier
+from lit_mnist.tensorboard_extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.trainer import Trainer
 
 # The post's run: 5,000 steps of batch 100. Everything else of the post is the model's and data's defaults.
@@ -83,6 +84,7 @@ class LitMNISTCLI(LightningCLI):
                 trainer_defaults=TRAINER_DEFAULTS,
                 seed_everything_default=SEED,
                 parser_class=OneLineErrorParser,
+                save_config_callback=ConfigToTensorBoard,
                 auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
                 parser_kwargs={"prog": _program_name(), "description": __doc__.splitlines()[0]},
                 args=args,
@@ -100,6 +102,7 @@ class LitMNISTCLI(LightningCLI):
         return {**LightningCLI.subcommands(), "lr_find": {"model", "datamodule"}}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.add_lightning_class_args(TensorBoardExtras, "tensorboard")
         parser.add_argument(
             "--log_level",
             type=Literal["DEBUG", "INFO", "WARNING", "ERROR"],
@@ -198,9 +201,13 @@ class LitMNISTCLI(LightningCLI):
             config = config.get(subcommand, {})
         return {key: config.get(key) for key in ("model", "data", "seed_everything")}
 
+    def _of_subcommand(self, config: Any) -> Any:
+        """The subcommand's part of a configuration (all of it when the CLI was made with run=False)."""
+        return config[self.subcommand] if self.subcommand else config
+
     def before_instantiate_classes(self) -> None:
         """Give a new run its version_N folder now, created so that no run started at the same time can take it."""
-        config = self.config[self.subcommand]
+        config = self._of_subcommand(self.config)
         runs = self._runs_folder(config)
         logger = config.trainer.logger
         if self.subcommand in EVALUATIONS or runs is None or logger.init_args.get("version") is not None:
@@ -213,7 +220,7 @@ class LitMNISTCLI(LightningCLI):
         self._claimed_runs.append(runs / f"version_{logger.init_args.version}")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
-        config = self.config_init[self.subcommand].get("trainer") or {}
+        config = self._of_subcommand(self.config_init).get("trainer") or {}
         callbacks = list(config.get("callbacks") or [])
         if self.subcommand in EVALUATIONS:
             # Evaluating trains nothing: no run folder, config.yaml or checkpoint; the figures are printed.
@@ -225,6 +232,11 @@ class LitMNISTCLI(LightningCLI):
             warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
         if self.subcommand == "predict":
             config["enable_progress_bar"] = False  # predictions are printed: no bar among them
+        extras = self._of_subcommand(self.config_init).get("tensorboard")
+        has_logger = config.get("logger") not in (None, False)
+        if extras is not None and extras.learning_rate and has_logger and self.subcommand not in EVALUATIONS:
+            callbacks.append(LearningRateMonitor(logging_interval="step", log_momentum=True))
+            kwargs["callbacks"] = callbacks
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
             kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]

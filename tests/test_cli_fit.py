@@ -69,7 +69,7 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     assert [event.step for event in events.Scalars("acc/test")] == [STEPS]
     node_names = [node.name for node in events.Graph().node]
     for layer in ("layer1", "layer2", "layer3"):
-        assert any(f"[{layer}]" in name for name in node_names), layer
+        assert any(name.startswith(f"{layer}/") for name in node_names), layer
     event_files = run.glob("events.out.tfevents.*")
     graphs = sum(1 for path in event_files if EventAccumulator(str(path)).Reload().Tags()["graph"])
     assert graphs == 1
@@ -334,3 +334,69 @@ def test_print_config_shows_the_logging_interval_in_use(tmp_path):
     config = yaml.safe_load(result.stdout)
     assert config["trainer"]["log_every_n_steps"] == 50
     assert config["log_level"] == "WARNING"
+
+
+def test_tensorboard_shows_what_the_network_learned(fitted):
+    """Every part of the TensorBoard extras, read back with TensorBoard's own reader."""
+    work, _ = fitted
+    run = work / "lightning_logs" / "version_0"
+    events = EventAccumulator(str(run), size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    # SCALARS: learning rate (Lightning's LearningRateMonitor), gradient norms and speed at the logging interval.
+    assert {"lr-SGD", "lr-SGD-momentum", "train/grad_norm/total", "train/grad_norm/layer1.weight"} <= set(
+        tags["scalars"]
+    )
+    assert [event.step for event in events.Scalars("train/grad_norm/total")] == [5, 10, 15, 20, 25, 30]
+    assert all(event.value > 0 for event in events.Scalars("train/grad_norm/total"))  # the step's own gradients
+    assert [event.step for event in events.Scalars("train/steps_per_second")] == [5, 10, 15, 20, 25, 30]
+    assert all(event.value > 0 for event in events.Scalars("train/images_per_second"))
+    # HISTOGRAMS and DISTRIBUTIONS: at the initialisation and after each validation.
+    drawn_at = [0, 5, 10, 15, 20, 25, 30, 33]
+    for tag in ("weights/layer1", "biases/layer3", "gradients/layer2.weight", "activations/relu1", "activations/relu2"):
+        assert [event.step for event in events.Histograms(tag)] == drawn_at, tag
+    initial = events.Histograms("weights/layer2")[0].histogram_value
+    assert initial.num == 500 * 500 and abs(initial.sum_squares / initial.num - 1) < 0.05  # the post's N(0, 1)
+    # IMAGES: 64 first-layer units as 28x28 tiles, 8 by 8 with 2-pixel borders.
+    units = events.Images("weights/layer1_units")
+    assert [image.step for image in units] == drawn_at and (units[0].width, units[0].height) == (242, 242)
+    # PR CURVES: one per digit, from the test pass; TEXT: the configuration.
+    assert {f"test/pr_curve/{digit}" for digit in range(10)} <= set(tags["tensors"])
+    (text,) = events.Tensors("config/text_summary")
+    assert "learning_rate: 0.0001" in text.tensor_proto.string_val[0].decode()
+    # PROJECTOR: the last hidden layer of the (200 tiny) test digits, with sprites and true and predicted labels.
+    config = (run / "projector_config.pbtxt").read_text()
+    assert 'tensor_name: "last_hidden_layer_test:00033"' in config
+    (folder,) = (run / "00033").iterdir()
+    assert len((folder / "tensors.tsv").read_text().splitlines()) == 200
+    metadata = (folder / "metadata.tsv").read_text().splitlines()
+    assert metadata[0] == "true\tpredicted\tresult" and len(metadata) == 201
+    assert (folder / "sprite.png").stat().st_size > 1000
+
+
+def test_the_graph_opens_on_the_layers(fitted):
+    work, _ = fitted
+    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events.Reload()
+    top_level = {node.name.split("/")[0] for node in events.Graph().node}
+    assert top_level == {"input", "flatten", "layer1", "relu1", "layer2", "relu2", "layer3", "output"}
+
+
+def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
+    data = write_tiny_mnist(tmp_path / "data")
+    off = ["--tensorboard.learning_rate", "false", "--tensorboard.gradient_norms", "false", "--tensorboard.speed",
+           "false", "--tensorboard.histograms", "false", "--tensorboard.first_layer_units", "0",
+           "--tensorboard.embedding_digits", "0", "--tensorboard.pr_curves", "false", "--tensorboard.config_text",
+           "false", "--trainer.logger.log_graph", "false"]  # fmt: skip
+    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
+                     "--trainer.enable_progress_bar", "false", *off, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = tmp_path / "lightning_logs" / "version_0"
+    events = EventAccumulator(str(run), size_guidance={"tensors": 0})
+    events.Reload()
+    tags = events.Tags()
+    assert sorted(tags["scalars"]) == ["acc/test", "acc/train", "acc/val", "loss/test", "loss/train", "loss/val"]
+    assert not tags["histograms"] and not tags["graph"]
+    assert sorted(tags["images"]) == ["test/confusion_matrix", "test/misclassified"]
+    assert [tag for tag in tags["tensors"] if not tag.startswith("_hparams_")] == []
+    assert not (run / "projector_config.pbtxt").exists()

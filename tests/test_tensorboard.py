@@ -1,4 +1,10 @@
-"""What a real `tensorboard --logdir` server shows of two runs with different settings."""
+"""What a real `tensorboard --logdir` server shows of two runs with different settings, also in a real browser."""
+
+import os
+import re
+import time
+import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -6,6 +12,8 @@ from tests.conftest import TINY_ARGS, get_json, run_cli, tensorboard, write_tiny
 
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
+RUNS = ["version_0", "version_1"]
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +23,9 @@ def server(tmp_path_factory):
     data = write_tiny_mnist(work / "data")
     for extra in ([], ["--model.init", "kaiming", "--model.learning_rate", "0.003", "--model.optimizer", "adamw"]):
         result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
-                         *extra, cwd=work)  # fmt: skip
+                         "--trainer.log_every_n_steps", "5", *extra, cwd=work)  # fmt: skip
         assert result.returncode == 0, result.stderr
-    with tensorboard(work / "lightning_logs", ["version_0", "version_1"]) as url:
+    with tensorboard(work / "lightning_logs", RUNS) as url:
         yield url
 
 
@@ -34,7 +42,118 @@ def test_hparams_shows_the_settings_that_differ_and_the_test_results_first(serve
 def test_time_series_start_with_the_accuracy_and_loss_curves(server):
     tags = get_json(f"{server}/data/plugin/scalars/tags")
     for run in ("version_0", "version_1"):
-        assert sorted(tags[run]) == ["acc/test", "acc/train", "acc/val", "loss/test", "loss/train", "loss/val"]
+        # The accuracy and loss cards sort first; the learning rate, gradient norms and speed come after them.
+        assert sorted(tags[run])[:6] == ["acc/test", "acc/train", "acc/val", "loss/test", "loss/train", "loss/val"]
     # TensorBoard groups cards by the part before "/", in alphabetical order: acc, loss, then test (the figures).
     images = get_json(f"{server}/data/plugin/images/tags")
-    assert sorted(images["version_0"]) == ["test/confusion_matrix", "test/misclassified"]
+    assert sorted(images["version_0"]) == ["test/confusion_matrix", "test/misclassified", "weights/layer1_units"]
+
+
+def test_every_tensorboard_plugin_has_the_runs_data(server):
+    scalars = get_json(f"{server}/data/plugin/scalars/tags")
+    assert "lr-SGD" in scalars["version_0"] and "lr-AdamW" in scalars["version_1"]
+    assert "train/grad_norm/total" in scalars["version_0"] and "train/steps_per_second" in scalars["version_0"]
+    for plugin in ("histograms", "distributions"):
+        tags = get_json(f"{server}/data/plugin/{plugin}/tags")["version_0"]
+        assert {"weights/layer1", "biases/layer1", "gradients/layer1.weight", "activations/relu2"} <= set(tags)
+    assert "weights/layer1_units" in get_json(f"{server}/data/plugin/images/tags")["version_0"]
+    pr_curves = get_json(f"{server}/data/plugin/pr_curves/tags")["version_0"]
+    assert {f"test/pr_curve/{digit}" for digit in range(10)} == set(pr_curves)
+    assert get_json(f"{server}/data/plugin/text/tags") == {run: ["config/text_summary"] for run in RUNS}
+    (embedding,) = get_json(f"{server}/data/plugin/projector/info?run=version_0")["embeddings"]
+    assert embedding["tensorShape"] == [200, 500] and embedding["sprite"]["singleImageDim"] == [28, 28]
+    assert sorted(get_json(f"{server}/data/plugin/projector/runs")) == RUNS
+    graph = urllib.request.urlopen(f"{server}/data/plugin/graphs/graph?run=version_0&conceptual=false").read()
+    names = re.findall(r'^\s*name: "([^"]+)"', graph.decode(), re.MULTILINE)
+    assert {name.split("/")[0] for name in names} == {"input", "flatten", "layer1", "relu1", "layer2", "relu2",
+                                                      "layer3", "output"}  # fmt: skip
+
+
+# What each dashboard shows once it has rendered the runs' data, as a reader sees it in the browser. Cards further
+# down a dashboard render only when scrolled to, so each text is one of the first.
+DASHBOARDS = {
+    "timeseries": "acc/train",
+    "graphs": "layer1",  # a node of the graph, at the top level
+    "histograms": "activations/relu1",
+    "distributions": "activations/relu1",
+    "images": "test/confusion_matrix",
+    "pr_curves": "test/pr_curve/0",
+    "text": re.compile(r"learning_rate: [0-9]"),
+    "hparams": "learning_rate",
+    "projector": re.compile(r"Points: [1-9]"),  # the embedding's points, loaded and drawn
+}
+
+
+def wait_until_shown(page, dashboard: str, timeout: float = 60) -> None:
+    """Wait until the dashboard's text is visible in the page or in one of its frames (the projector has its own)."""
+    text = DASHBOARDS[dashboard]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for frame in page.frames:
+            if dashboard == "graphs":
+                found = frame.locator("text.nodelabel", has_text=re.compile(f"^{text}")).filter(visible=True)
+            else:
+                found = frame.get_by_text(text).filter(visible=True)
+            if found.count():
+                return
+        page.wait_for_timeout(500)
+    raise AssertionError(f"{dashboard}: {getattr(text, 'pattern', text)!r} not shown within {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium driven by Playwright; outside CI a missing one skips, in CI it fails."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not CHROMIUM.is_file():
+        missing = "Playwright for Python" if sync_playwright is None else f"Chromium at {CHROMIUM}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} is needed in CI (.ci/run installs it)")
+        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[dev]')")
+    with sync_playwright() as playwright:
+        # The flags keep a headless Chromium off the network, which this machine does not have.
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run", "--disable-sync",
+        ])  # fmt: skip
+        yield chromium
+        chromium.close()
+
+
+@pytest.mark.parametrize("dashboard", DASHBOARDS)
+def test_each_dashboard_renders_in_a_real_browser(server, browser, dashboard, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{server}/#{dashboard}")
+        wait_until_shown(page, dashboard)
+        page.screenshot(path=tmp_path / f"{dashboard}.png")
+    finally:
+        page.close()
+    assert (tmp_path / f"{dashboard}.png").stat().st_size > 10_000
+
+
+def screenshots(logdir: Path, folder: Path) -> None:
+    """Serve logdir with TensorBoard and save a screenshot of each dashboard into folder (the README's pictures)."""
+    from playwright.sync_api import sync_playwright
+
+    runs = sorted(path.name for path in logdir.iterdir() if path.is_dir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with tensorboard(logdir, runs) as url, sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        for dashboard in DASHBOARDS:
+            page = chromium.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{url}/#{dashboard}")
+            wait_until_shown(page, dashboard)
+            page.wait_for_timeout(3000)  # let the charts finish drawing
+            page.screenshot(path=folder / f"{dashboard}.png")
+            page.close()
+        chromium.close()
+
+
+if __name__ == "__main__":
+    # python -m tests.test_tensorboard LOGDIR FOLDER
+    import sys
+
+    screenshots(Path(sys.argv[1]), Path(sys.argv[2]))

@@ -1,0 +1,302 @@
+"""What the network learned, in TensorBoard: gradients, speed, histograms, first-layer units, embeddings, PR curves.
+
+Everything here runs when a validation or the test pass ends, or once per logging interval, never on the other
+training steps, so training runs as fast with it as without it (see the README's benchmark).
+"""
+
+import time
+from typing import Any, Optional
+
+import torch
+from jsonargparse.typing import NonNegativeInt, PositiveInt
+from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.utilities import grad_norm
+from torch import Tensor, nn
+from torch.nn import functional as F
+from torchmetrics.utilities.distributed import gather_all_tensors
+from torchvision.utils import make_grid
+
+from lit_mnist.model import IMAGE_SIZE, NUM_CLASSES
+
+
+class TensorBoardExtras(Callback):
+    """Draws what the network learns into TensorBoard, each part switchable (0 or false turns it off).
+
+    Args:
+        learning_rate: The learning rate (and momentum, where the optimizer has one) at every logging interval, by
+            Lightning's LearningRateMonitor, in SCALARS.
+        gradient_norms: The 2-norm of each layer's gradients and of all of them, at every logging interval
+            (Lightning's grad_norm), in SCALARS as train/grad_norm/...
+        speed: Training steps and images per second over each logging interval, in SCALARS.
+        histograms: Weights and biases of each layer, their gradients and each hidden layer's activations on a
+            fixed batch of validation digits, at the start of training and after validations, in HISTOGRAMS and
+            DISTRIBUTIONS.
+        histogram_digits: How many validation digits (the first ones) the gradients and activations are taken on.
+        first_layer_units: How many of layer1's units to draw as 28x28 pictures of their incoming weights, at the
+            start of training and after validations, in IMAGES.
+        every_n_validations: Draw the histograms and the units after every n-th validation.
+        embedding_digits: How many test digits the PROJECTOR shows, as their last hidden layer's activations with
+            their pictures and true and predicted labels.
+        pr_curves: One precision-recall curve per digit (that digit against the rest) from the test pass, in
+            PR CURVES.
+        config_text: The run's configuration (its config.yaml) in the TEXT tab.
+    """
+
+    def __init__(
+        self,
+        learning_rate: bool = True,
+        gradient_norms: bool = True,
+        speed: bool = True,
+        histograms: bool = True,
+        histogram_digits: PositiveInt = 256,
+        first_layer_units: NonNegativeInt = 64,
+        every_n_validations: PositiveInt = 1,
+        embedding_digits: NonNegativeInt = 2000,
+        pr_curves: bool = True,
+        config_text: bool = True,
+    ) -> None:
+        self.learning_rate = learning_rate
+        self.gradient_norms = gradient_norms
+        self.speed = speed
+        self.histograms = histograms
+        self.histogram_digits = int(histogram_digits)
+        self.first_layer_units = int(first_layer_units)
+        self.every_n_validations = int(every_n_validations)
+        self.embedding_digits = int(embedding_digits)
+        self.pr_curves = pr_curves
+        self.config_text = config_text
+        self._fixed_batch: Optional[tuple[Tensor, Tensor]] = None
+        self._validations = 0
+        self._clock: Optional[tuple[float, int]] = None  # time and step of the last logging interval
+
+    # Training: gradient norms and speed, once per logging interval.
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._clock = (time.perf_counter(), trainer.global_step)
+        if trainer.global_step == 0:  # the initialisation; a resumed run drew its state before it stopped
+            self._draw_network(trainer, pl_module)
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        step = trainer.global_step
+        if step % trainer.log_every_n_steps or self._clock is None or step == self._clock[1]:
+            return  # the only work of the steps between logging intervals
+        figures = {}
+        if self.gradient_norms:
+            # The step's gradients are still in .grad: Lightning clears them before the next step's backward.
+            norms = grad_norm(_network(pl_module), norm_type=2)
+            figures.update({"train/grad_norm/" + name.split("/", 1)[-1]: value for name, value in norms.items()})
+            figures["train/grad_norm/total"] = figures.pop("train/grad_norm/grad_2.0_norm_total")
+        now = time.perf_counter()
+        then, then_step = self._clock
+        if self.speed:
+            steps_per_second = (step - then_step) / (now - then)
+            figures["train/steps_per_second"] = steps_per_second
+            figures["train/images_per_second"] = steps_per_second * len(batch[1]) * trainer.world_size
+        self._clock = (now, step)
+        if figures:
+            _log(trainer, figures, step)
+
+    # After validations: histograms and the first layer's units.
+
+    def on_validation_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit":
+            return
+        self._validations += 1
+        if self._validations % self.every_n_validations == 0:
+            self._draw_network(trainer, pl_module)
+
+    def _draw_network(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        experiment = _experiment(trainer)
+        if experiment is None or not (self.histograms or self.first_layer_units):
+            return
+        network, step = _network(pl_module), trainer.global_step
+        linears = {name: module for name, module in network.named_children() if isinstance(module, nn.Linear)}
+        if self.first_layer_units and linears:
+            weights = next(iter(linears.values())).weight.detach()[: self.first_layer_units]
+            if weights.shape[1] == IMAGE_SIZE * IMAGE_SIZE:
+                experiment.add_image(f"weights/{next(iter(linears))}_units", _unit_grid(weights), step)
+        if self.histograms:
+            for name, layer in linears.items():
+                _add_histogram(experiment, f"weights/{name}", layer.weight.detach(), step)
+                _add_histogram(experiment, f"biases/{name}", layer.bias.detach(), step)
+            images, labels = self._batch(trainer, pl_module)
+            activations, gradients = _activations_and_gradients(pl_module, network, images, labels)
+            for name, values in {**activations, **gradients}.items():
+                _add_histogram(experiment, name, values, step)
+        experiment.flush()
+
+    def _batch(self, trainer: Trainer, pl_module: LightningModule) -> tuple[Tensor, Tensor]:
+        """The first validation digits, prepared as the model sees them (never augmented), kept for the run."""
+        if self._fixed_batch is None:
+            images, labels = [], []
+            for batch in trainer.datamodule.val_dataloader():
+                batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
+                batch = trainer.datamodule.on_after_batch_transfer(batch, 0)
+                images.append(batch[0])
+                labels.append(batch[1])
+                if sum(len(part) for part in labels) >= self.histogram_digits:
+                    break
+            self._fixed_batch = torch.cat(images)[: self.histogram_digits], torch.cat(labels)[: self.histogram_digits]
+        return self._fixed_batch
+
+    # The test pass: PR curves and the projector.
+
+    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._test: dict[str, list[Tensor]] = {"logits": [], "labels": [], "hidden": [], "images": []}
+        self._hooks = []
+        if _experiment(trainer) is None and trainer.world_size == 1:
+            return  # nothing to draw into
+        network = _network(pl_module)
+        hidden = [module for module in network.children() if not isinstance(module, nn.Linear)][-1:]
+        if hidden and self.embedding_digits:  # the last hidden layer's output: its ReLU (or the dropout after it)
+            self._hooks.append(hidden[0].register_forward_hook(self._keep_hidden))
+        if self.pr_curves or self.embedding_digits:
+            self._hooks.append(list(network.children())[-1].register_forward_hook(self._keep_logits))
+
+    def _keep_hidden(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        if sum(len(part) for part in self._test["hidden"]) < self.embedding_digits:
+            self._test["hidden"].append(output.detach())
+
+    def _keep_logits(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
+        self._test["logits"].append(output.detach())
+
+    def on_test_batch_end(
+        self,
+        trainer: Trainer,
+        pl_module: LightningModule,
+        outputs: Any,
+        batch: Any,
+        batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:
+        images, labels = batch
+        self._test["labels"].append(labels)
+        if sum(len(part) for part in self._test["images"]) < self.embedding_digits:
+            self._test["images"].append(images)
+
+    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        for hook in self._hooks:
+            hook.remove()
+        if not self._test["logits"]:
+            return
+        probabilities = torch.cat(self._test["logits"]).float().softmax(dim=1)
+        labels = torch.cat(self._test["labels"])
+        if trainer.world_size > 1:  # every test digit, from every process (their shares differ in size)
+            probabilities = torch.cat(gather_all_tensors(probabilities))
+            labels = torch.cat(gather_all_tensors(labels))
+        experiment = _experiment(trainer)
+        if experiment is None:
+            return
+        step = trainer.global_step
+        if self.pr_curves:
+            for digit in range(NUM_CLASSES):
+                experiment.add_pr_curve(f"test/pr_curve/{digit}", labels == digit, probabilities[:, digit], step)
+        if self.embedding_digits and self._test["hidden"]:
+            count = self.embedding_digits
+            hidden = torch.cat(self._test["hidden"])[:count].float().cpu()
+            images = torch.cat(self._test["images"])[:count].float().cpu()
+            true, predicted = labels[: len(hidden)].tolist(), probabilities[: len(hidden)].argmax(dim=1).tolist()
+            experiment.add_embedding(
+                hidden,
+                metadata=[[str(t), str(p), "right" if t == p else "wrong"] for t, p in zip(true, predicted)],
+                metadata_header=["true", "predicted", "result"],
+                label_img=images,
+                global_step=step,
+                tag="last_hidden_layer_test",
+            )
+        experiment.flush()
+
+
+class ConfigToTensorBoard(SaveConfigCallback):
+    """Lightning's config.yaml writer, which also shows the configuration in TensorBoard's TEXT tab."""
+
+    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        extras = [callback for callback in trainer.callbacks if isinstance(callback, TensorBoardExtras)]
+        experiment = _experiment(trainer)
+        if experiment is None or not extras or not extras[0].config_text:
+            return
+        text = self.parser.dump(self.config, skip_none=False)
+        # Indented four spaces: TensorBoard's markdown shows it as a code block, as config.yaml reads.
+        experiment.add_text("config", "\n".join("    " + line for line in text.splitlines()), trainer.global_step)
+        experiment.flush()
+
+
+def _network(pl_module: LightningModule) -> nn.Module:
+    return getattr(pl_module, "network", pl_module)
+
+
+def _experiment(trainer: Trainer) -> Any:
+    """The TensorBoard SummaryWriter on process 0; None elsewhere or with another logger."""
+    experiment = getattr(trainer.logger, "experiment", None)
+    return experiment if trainer.is_global_zero and hasattr(experiment, "add_histogram") else None
+
+
+def _log(trainer: Trainer, figures: dict[str, float], step: int) -> None:
+    for logger in trainer.loggers:
+        logger.log_metrics(figures, step=step)
+
+
+HISTOGRAM_BINS = 60
+
+
+def _add_histogram(experiment: Any, tag: str, values: Tensor, step: int) -> None:
+    """A histogram of even bins, counted by torch where the values are.
+
+    SummaryWriter.add_histogram sorts the values into some 1,500 exponential buckets with NumPy instead, about ten
+    times slower for a layer of this network, and it runs after every validation.
+    """
+    values = values.detach().float().flatten()
+    low, high = (float(bound) for bound in torch.aminmax(values))
+    if not high > low:  # one value throughout (zero biases at the start): one narrow bin around it
+        low, high = low - 1e-6, high + 1e-6
+    counts = torch.histc(values, bins=HISTOGRAM_BINS, min=low, max=high)
+    experiment.add_histogram_raw(
+        tag,
+        min=low,
+        max=high,
+        num=values.numel(),
+        sum=float(values.sum()),
+        sum_squares=float(torch.dot(values, values)),
+        bucket_limits=torch.linspace(low, high, HISTOGRAM_BINS + 1)[1:].tolist(),
+        bucket_counts=counts.tolist(),
+        global_step=step,
+    )
+
+
+def _unit_grid(weights: Tensor) -> Tensor:
+    """Each unit's 784 incoming weights as a 28x28 tile, grey for 0, white for its largest positive weight."""
+    tiles = weights.float().view(-1, 1, IMAGE_SIZE, IMAGE_SIZE)
+    scale = tiles.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
+    return make_grid(tiles / scale * 0.5 + 0.5, nrow=8, padding=2, pad_value=0.0).cpu()
+
+
+def _activations_and_gradients(
+    pl_module: LightningModule, network: nn.Module, images: Tensor, labels: Tensor
+) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+    """Each hidden layer's output on the batch, and the gradient of the loss on it for each weight and bias.
+
+    In eval mode (no dropout, so no random numbers are drawn) and with torch.autograd.grad, which leaves the
+    parameters' .grad, and so the training, untouched.
+    """
+    activations: dict[str, Tensor] = {}
+    hooks = [
+        module.register_forward_hook(lambda m, i, out, name=name: activations.__setitem__(f"activations/{name}", out))
+        for name, module in network.named_children()
+        if isinstance(module, nn.ReLU)
+    ]
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        with torch.enable_grad():
+            loss = F.cross_entropy(pl_module(images), labels)
+            parameters = dict(network.named_parameters())
+            grads = torch.autograd.grad(loss, list(parameters.values()))
+    finally:
+        pl_module.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    gradients = {f"gradients/{name}": grad for name, grad in zip(parameters, grads)}
+    return {name: value.detach() for name, value in activations.items()}, gradients
