@@ -1,6 +1,7 @@
 """How much Lightning costs here: training throughput of (a) a plain PyTorch loop, (b) lit_mnist's fit, (c) a naive
-Lightning port as tutorials write it, (d) Lightning's loop with nothing else, side by side on the same machine, plus
-whole-command wall time and peak memory.
+Lightning port as tutorials write it, (d) Lightning's loop with nothing else, (e) lit_mnist's fit with its TensorBoard
+extras switched off, side by side on the same machine; the test pass with and without the extras; whole-command wall
+time, peak memory and the size of the seed run's event files.
 
     python benchmarks/throughput.py --data-dir ../shared/data
 
@@ -33,6 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 import lightning.pytorch as pl  # noqa: E402
 import plain_loop  # noqa: E402
+from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn import functional as F  # noqa: E402
 from torch.utils.data import DataLoader, Subset  # noqa: E402
@@ -41,6 +43,7 @@ from torchvision.datasets import MNIST  # noqa: E402
 
 from lit_mnist.batches import SequentialBatches, ShuffledBatches  # noqa: E402
 from lit_mnist.cli import LitMNISTCLI  # noqa: E402
+from lit_mnist.tensorboard_extras import TensorBoardExtras  # noqa: E402
 
 
 class StepTimer(pl.Callback):
@@ -79,7 +82,38 @@ def plain(data, steps: int, warmup: int) -> float:
     return (steps - warmup) / (time.perf_counter() - marks["start"])
 
 
-def project(data_dir: str, steps: int, warmup: int) -> float:
+# Every part of the TensorBoard extras (lit_mnist/tensorboard_extras.py) switched off, and the graph.
+EXTRAS_OFF = [
+    "--tensorboard.learning_rate=false", "--tensorboard.gradient_norms=false", "--tensorboard.speed=false",
+    "--tensorboard.histograms=false", "--tensorboard.first_layer_units=0", "--tensorboard.embedding_digits=0",
+    "--tensorboard.pr_curves=false", "--tensorboard.config_text=false", "--trainer.logger.log_graph=false",
+]  # fmt: skip
+
+
+class HookClock:
+    """Adds up the seconds spent in some callbacks' hooks while the StepTimer runs: the extras' own cost."""
+
+    HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_train_epoch_start", "on_validation_end")
+
+    def __init__(self, timer: StepTimer, callbacks: list) -> None:
+        self.timer, self.seconds = timer, 0.0
+        for callback in callbacks:
+            for name in self.HOOKS:
+                setattr(callback, name, self._timed(getattr(callback, name)))
+
+    def _timed(self, hook):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            hook(*args, **kwargs)
+            if self.timer.start is not None and self.timer.seconds is None:
+                self.seconds += time.perf_counter() - start
+
+        return timed
+
+
+def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> tuple[float, float, float]:
+    """Training steps per second of `lit_mnist fit` (validation included), the seconds of its test pass, and the
+    share of the training time spent in the TensorBoard extras' hooks (and Lightning's LearningRateMonitor's)."""
     # LightningCLI warns when it gets both args and a command line of its own (this script's).
     with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
         cli = LitMNISTCLI(
@@ -90,13 +124,19 @@ def project(data_dir: str, steps: int, warmup: int) -> float:
                 data_dir,
                 "--trainer.max_steps",
                 str(steps),
+                *([] if extras else EXTRAS_OFF),
             ],
             run=False,
         )
         timer = StepTimer(warmup)
         cli.trainer.callbacks.append(timer)
+        extras_callbacks = [c for c in cli.trainer.callbacks if isinstance(c, (TensorBoardExtras, LearningRateMonitor))]
+        clock = HookClock(timer, extras_callbacks)
         cli.trainer.fit(cli.model, cli.datamodule)
-    return (steps - warmup) / timer.seconds
+        start = time.perf_counter()
+        cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
+        test_seconds = time.perf_counter() - start
+    return (steps - warmup) / timer.seconds, test_seconds, clock.seconds / timer.seconds
 
 
 class NaiveMNIST(pl.LightningModule):
@@ -188,8 +228,8 @@ print(os.waitstatus_to_exitcode(status), time.perf_counter() - start, usage.ru_m
 """
 
 
-def whole_command(command: list[str]) -> tuple[float, float]:
-    """Wall seconds and peak resident MiB of one command run in its own process."""
+def whole_command(command: list[str]) -> tuple[float, float, float]:
+    """Wall seconds and peak resident MiB of one command run in its own process, and the MiB of event files."""
     with in_temporary_folder():
         result = subprocess.run(
             [sys.executable, "-c", LAUNCHER, *command],
@@ -198,10 +238,11 @@ def whole_command(command: list[str]) -> tuple[float, float]:
             env={**os.environ, "PYTHONPATH": str(REPO)},
             check=True,
         )
+        events = sum(path.stat().st_size for path in Path().glob("lightning_logs/*/events.out.tfevents.*")) / 2**20
     code, seconds, mebibytes = result.stdout.split()
     if code != "0":
         raise SystemExit(f"failed: {' '.join(command)}")
-    return float(seconds), float(mebibytes)
+    return float(seconds), float(mebibytes), events
 
 
 def main() -> None:
@@ -220,29 +261,45 @@ def main() -> None:
         f"{os.cpu_count()} cores"
     )
     data = plain_loop.load(data_dir)
-    rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": []}
+    rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "e": []}
+    test_seconds: dict[str, list[float]] = {"b": [], "e": []}
+    extras_share: list[float] = []
     for round_number in range(1, args.rounds + 1):
         rates["a"].append(plain(data, args.steps, args.warmup))
-        rates["b"].append(project(data_dir, args.steps, args.warmup))
+        rate, seconds, share = project(data_dir, args.steps, args.warmup)
+        rates["b"].append(rate)
+        test_seconds["b"].append(seconds)
+        extras_share.append(share)
         rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
         rates["d"].append(bare(data, args.steps, args.warmup))
+        rate, seconds, _ = project(data_dir, args.steps, args.warmup, extras=False)
+        rates["e"].append(rate)
+        test_seconds["e"].append(seconds)
         print(
             f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
             file=sys.stderr,
         )
-    a, b, c, d = (statistics.median(rates[key]) for key in "abcd")
+    a, b, c, d, e = (statistics.median(rates[key]) for key in "abcde")
+    test_on, test_off = (statistics.median(test_seconds[key]) for key in "be")
     print(f"(a) plain PyTorch loop       {a:7.1f} steps/s")
     print(f"(b) lit_mnist fit            {b:7.1f} steps/s   b/a = {b / a:.3f}")
     print(f"(c) naive Lightning port     {c:7.1f} steps/s   c/a = {c / a:.3f}")
     print(
         f"(d) bare Lightning loop      {d:7.1f} steps/s   d/a = {d / a:.3f}   (Lightning's floor: nothing but the loop)"
     )
+    print(f"(e) fit, TensorBoard extras off {e:5.1f} steps/s   b/e = {b / e:.3f}   (extras' cost on training)")
+    ratios = statistics.median(rb / re for rb, re in zip(rates["b"], rates["e"]))
+    print(
+        f"    b/e round by round, median {ratios:.3f}; time inside the extras' hooks during (b)'s training: "
+        f"{statistics.median(extras_share):.2%} (median)"
+    )
+    print(f"test pass of 10,000 digits: {test_on:.2f} s with the extras, {test_off:.2f} s without")
 
     if not args.skip_whole:
-        plain_wall, plain_mib = whole_command(
+        plain_wall, plain_mib, _ = whole_command(
             [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
         )
-        fit_wall, fit_mib = whole_command(
+        fit_wall, fit_mib, fit_events = whole_command(
             [
                 sys.executable,
                 "-m",
@@ -259,6 +316,7 @@ def main() -> None:
             f"lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak"
         )
         print(f"wall time fit/plain = {fit_wall / plain_wall:.3f}, peak memory fit/plain = {fit_mib / plain_mib:.3f}")
+        print(f"event files of the seed run: {fit_events:.1f} MiB")
 
 
 if __name__ == "__main__":
