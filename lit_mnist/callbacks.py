@@ -22,6 +22,11 @@ def process_seed(seed: int, rank: int) -> int:
     return int.from_bytes(digest[:8], "little") >> 1  # torch takes seeds below 2**63
 
 
+def reached_max_steps(trainer: Trainer) -> bool:
+    """Whether the step just taken is the run's last by --trainer.max_steps (-1 sets no limit)."""
+    return 0 < trainer.max_steps <= trainer.global_step
+
+
 class RNGStateCheckpoint(Callback):
     """Gives every training process its own random stream and keeps all of them in each checkpoint.
 
@@ -103,7 +108,7 @@ class PeriodicLastCheckpoint(Callback):
         step = trainer.global_step
         if checkpoint is None or checkpoint.dirpath is None or step == self._saved_step:
             return  # with accumulated gradients, several batches end at the same optimizer step
-        final_step = 0 < trainer.max_steps <= step
+        final_step = reached_max_steps(trainer)
         final_epoch = (trainer.max_epochs or 0) > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
         final_batch = final_epoch and batch_idx + 1 >= trainer.num_training_batches
         if step % self.every_n_train_steps == 0 or final_step or final_batch:
@@ -122,7 +127,7 @@ class FinalValidation(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        if 0 < trainer.max_steps <= trainer.global_step:
+        if reached_max_steps(trainer):
             trainer.should_stop = True
 
 
