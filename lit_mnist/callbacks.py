@@ -177,11 +177,12 @@ class TestFigures(Callback):
         dataloader_idx: int = 0,
     ) -> None:
         images, labels = batch
-        self.confusion.update(outputs, labels)
+        predictions = outputs.argmax(dim=1)  # test_step returns the logits
+        self.confusion.update(predictions, labels)
         if len(self.misclassified) < self.max_misclassified:  # stops copying to the CPU once the grid is full
-            wrong = (outputs != labels).nonzero().flatten()[: self.max_misclassified - len(self.misclassified)]
-            for image, predicted, true in zip(images[wrong].cpu(), outputs[wrong].tolist(), labels[wrong].tolist()):
-                self.misclassified.append((image[0], predicted, true))
+            wrong = (predictions != labels).nonzero().flatten()[: self.max_misclassified - len(self.misclassified)]
+            pictures, predicted, true = images[wrong].cpu(), predictions[wrong].tolist(), labels[wrong].tolist()
+            self.misclassified.extend(zip(pictures[:, 0], predicted, true))
 
     def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         matrix = self.confusion.compute()  # sums over processes, so every process takes part

@@ -166,11 +166,11 @@ class MNISTClassifier(LightningModule):
             self.log("step", float(self.global_step))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Logs test loss and accuracy; returns the predicted classes, which callbacks draw figures from."""
+        """Logs test loss and accuracy; returns the logits, which callbacks draw figures from."""
         logits = self._evaluate(batch, self.test_loss, self.test_acc)
         self.log("loss/test", self.test_loss)
         self.log("acc/test", self.test_acc)
-        return logits.argmax(dim=1)
+        return logits.detach()
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
         """Class probabilities (N, 10) of a batch of images, with the batch's second part (the images' indices)."""

@@ -1,9 +1,12 @@
 """The user's flow, run as a user runs it: `python -m lit_mnist ...` in a folder of their own."""
 
+import io
 import re
 import shutil
 from pathlib import Path
 
+import numpy
+import PIL.Image
 import pytest
 import torch
 import yaml
@@ -360,6 +363,11 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
     # IMAGES: 64 first-layer units as 28x28 tiles, 8 by 8 with 2-pixel borders.
     units = events.Images("weights/layer1_units")
     assert [image.step for image in units] == drawn_at and (units[0].width, units[0].height) == (242, 242)
+    # The last grid is the final weights: unit 0's tile, grey (128) at 0 and white at its largest weight.
+    drawn = torch.from_numpy(numpy.array(PIL.Image.open(io.BytesIO(units[-1].encoded_image_string))))[None]
+    weights = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["network.layer1.weight"]
+    expected = (weights[0].view(28, 28) / weights[0].abs().max() * 0.5 + 0.5) * 255
+    assert drawn.shape == (1, 242, 242) and (drawn[0, 2:30, 2:30].float() - expected).abs().max() <= 0.5
     # PR CURVES: one per digit, from the test pass; TEXT: the configuration.
     assert {f"test/pr_curve/{digit}" for digit in range(10)} <= set(tags["tensors"])
     (text,) = events.Tensors("config/text_summary")
