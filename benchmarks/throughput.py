@@ -24,6 +24,7 @@ import tempfile
 import time
 import unittest.mock
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -91,29 +92,44 @@ EXTRAS_OFF = [
 
 
 class HookClock:
-    """Adds up the seconds spent in some callbacks' hooks while the StepTimer runs: the extras' own cost."""
+    """Adds up the seconds spent in some callbacks' hooks while the StepTimer runs: the extras' own cost, split into
+    what runs with the training steps and the drawings after validations."""
 
     HOOKS = ("on_train_batch_start", "on_train_batch_end", "on_train_epoch_start", "on_validation_end")
 
     def __init__(self, timer: StepTimer, callbacks: list) -> None:
-        self.timer, self.seconds = timer, 0.0
+        self.timer, self.step_seconds, self.drawing_seconds, self.drawings = timer, 0.0, 0.0, 0
         for callback in callbacks:
             for name in self.HOOKS:
-                setattr(callback, name, self._timed(getattr(callback, name)))
+                drawing = name == "on_validation_end" and isinstance(callback, TensorBoardExtras)
+                setattr(callback, name, self._timed(getattr(callback, name), drawing))
 
-    def _timed(self, hook):
+    def _timed(self, hook, drawing: bool):
         def timed(*args, **kwargs):
             start = time.perf_counter()
             hook(*args, **kwargs)
             if self.timer.start is not None and self.timer.seconds is None:
-                self.seconds += time.perf_counter() - start
+                if drawing:
+                    self.drawing_seconds += time.perf_counter() - start
+                    self.drawings += 1
+                else:
+                    self.step_seconds += time.perf_counter() - start
 
         return timed
 
 
-def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> tuple[float, float, float]:
+@dataclass
+class ProjectRun:
+    steps_per_second: float
+    test_seconds: float
+    extras_per_step: float = 0.0  # seconds inside the extras' hooks per training step
+    extras_per_drawing: float = 0.0  # seconds of one drawing of histograms and units after a validation
+    steps_per_epoch: int = 0
+
+
+def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> ProjectRun:
     """Training steps per second of `lit_mnist fit` (validation included), the seconds of its test pass, and the
-    share of the training time spent in the TensorBoard extras' hooks (and Lightning's LearningRateMonitor's)."""
+    time spent in the TensorBoard extras' hooks (and Lightning's LearningRateMonitor's)."""
     # LightningCLI warns when it gets both args and a command line of its own (this script's).
     with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
         cli = LitMNISTCLI(
@@ -136,7 +152,13 @@ def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> tupl
         start = time.perf_counter()
         cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
         test_seconds = time.perf_counter() - start
-    return (steps - warmup) / timer.seconds, test_seconds, clock.seconds / timer.seconds
+    return ProjectRun(
+        steps_per_second=(steps - warmup) / timer.seconds,
+        test_seconds=test_seconds,
+        extras_per_step=clock.step_seconds / (steps - warmup),
+        extras_per_drawing=clock.drawing_seconds / max(clock.drawings, 1),
+        steps_per_epoch=cli.trainer.num_training_batches,
+    )
 
 
 class NaiveMNIST(pl.LightningModule):
@@ -263,18 +285,17 @@ def main() -> None:
     data = plain_loop.load(data_dir)
     rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "e": []}
     test_seconds: dict[str, list[float]] = {"b": [], "e": []}
-    extras_share: list[float] = []
+    with_extras: list[ProjectRun] = []
     for round_number in range(1, args.rounds + 1):
         rates["a"].append(plain(data, args.steps, args.warmup))
-        rate, seconds, share = project(data_dir, args.steps, args.warmup)
-        rates["b"].append(rate)
-        test_seconds["b"].append(seconds)
-        extras_share.append(share)
+        with_extras.append(project(data_dir, args.steps, args.warmup))
+        rates["b"].append(with_extras[-1].steps_per_second)
+        test_seconds["b"].append(with_extras[-1].test_seconds)
         rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
         rates["d"].append(bare(data, args.steps, args.warmup))
-        rate, seconds, _ = project(data_dir, args.steps, args.warmup, extras=False)
-        rates["e"].append(rate)
-        test_seconds["e"].append(seconds)
+        without = project(data_dir, args.steps, args.warmup, extras=False)
+        rates["e"].append(without.steps_per_second)
+        test_seconds["e"].append(without.test_seconds)
         print(
             f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
             file=sys.stderr,
@@ -288,10 +309,22 @@ def main() -> None:
         f"(d) bare Lightning loop      {d:7.1f} steps/s   d/a = {d / a:.3f}   (Lightning's floor: nothing but the loop)"
     )
     print(f"(e) fit, TensorBoard extras off {e:5.1f} steps/s   b/e = {b / e:.3f}   (extras' cost on training)")
-    ratios = statistics.median(rb / re for rb, re in zip(rates["b"], rates["e"]))
+    ratios = [rb / re for rb, re in zip(rates["b"], rates["e"])]
+    print(f"    b/e round by round: {', '.join(f'{ratio:.3f}' for ratio in ratios)}")
+    # The extras' cost counted inside their hooks, which the machine's noise does not hide, and what it comes to
+    # over the seed run: 5,000 steps, a drawing at the start and after each validation (each epoch and the last step).
+    per_step = statistics.median(run.extras_per_step for run in with_extras)
+    per_drawing = statistics.median(run.extras_per_drawing for run in with_extras)
+    seed_steps, steps_per_epoch = 5000, with_extras[0].steps_per_epoch
+    drawings = 1 + seed_steps // steps_per_epoch + (seed_steps % steps_per_epoch > 0)
+    seed_seconds = seed_steps / b
     print(
-        f"    b/e round by round, median {ratios:.3f}; time inside the extras' hooks during (b)'s training: "
-        f"{statistics.median(extras_share):.2%} (median)"
+        f"    inside the extras' hooks during (b): {per_step * 1000:.3f} ms per training step "
+        f"({per_step * b:.2%} of a step), {per_drawing * 1000:.1f} ms per drawing after a validation"
+    )
+    print(
+        f"    over the seed run ({seed_steps} steps, {drawings} drawings, {seed_seconds:.1f} s of training at (b)'s "
+        f"rate): {(per_step * seed_steps + per_drawing * drawings) / seed_seconds:.2%} of its training time"
     )
     print(f"test pass of 10,000 digits: {test_on:.2f} s with the extras, {test_off:.2f} s without")
 
