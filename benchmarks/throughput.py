@@ -42,9 +42,9 @@ from torch.utils.data import DataLoader, Subset  # noqa: E402
 from torchvision import transforms  # noqa: E402
 from torchvision.datasets import MNIST  # noqa: E402
 
-from lit_mnist.batches import SequentialBatches, ShuffledBatches  # noqa: E402
 from lit_mnist.cli import LitMNISTCLI  # noqa: E402
-from lit_mnist.tensorboard_extras import TensorBoardExtras  # noqa: E402
+from lit_mnist.data.batches import SequentialBatches, ShuffledBatches  # noqa: E402
+from lit_mnist.tensorboard.extras import TensorBoardExtras  # noqa: E402
 
 
 class StepTimer(pl.Callback):
@@ -83,7 +83,7 @@ def plain(data, steps: int, warmup: int) -> float:
     return (steps - warmup) / (time.perf_counter() - marks["start"])
 
 
-# Every part of the TensorBoard extras (lit_mnist/tensorboard_extras.py) switched off, and the graph.
+# Every part of the TensorBoard extras (lit_mnist/tensorboard/extras.py) switched off, and the graph.
 EXTRAS_OFF = [
     "--tensorboard.learning_rate=false", "--tensorboard.gradient_norms=false", "--tensorboard.speed=false",
     "--tensorboard.histograms=false", "--tensorboard.first_layer_units=0", "--tensorboard.embedding_digits=0",

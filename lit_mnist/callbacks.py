@@ -8,10 +8,6 @@ import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
 from torch import Tensor
-from torchmetrics.classification import MulticlassConfusionMatrix
-
-from lit_mnist.figures import confusion_matrix_figure, misclassified_figure
-from lit_mnist.model import NUM_CLASSES
 
 
 def process_seed(seed: int, rank: int) -> int:
@@ -148,49 +144,3 @@ class RunSummary(Callback):
         print(f"Network: {', '.join(layers)}: {parameters:,} parameters")
         if run_folder is not None:
             print(f"Run folder: {Path(run_folder)}")
-
-
-class TestFigures(Callback):
-    """After each test pass, draws into TensorBoard's IMAGES tab the confusion matrix of the test set and a grid of
-    misclassified test digits, each titled with its predicted and true labels.
-
-    Works with any logger whose ``experiment`` has TensorBoard's ``add_figure``; other loggers get no figures.
-
-    Args:
-        max_misclassified: How many misclassified digits the grid shows (the first ones in test-set order).
-    """
-
-    def __init__(self, max_misclassified: int = 24) -> None:
-        self.max_misclassified = max_misclassified
-
-    def on_test_epoch_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self.confusion = MulticlassConfusionMatrix(NUM_CLASSES).to(pl_module.device)
-        self.misclassified: list[tuple[Tensor, int, int]] = []
-
-    def on_test_batch_end(
-        self,
-        trainer: Trainer,
-        pl_module: LightningModule,
-        outputs: Any,
-        batch: Any,
-        batch_idx: int,
-        dataloader_idx: int = 0,
-    ) -> None:
-        images, labels = batch
-        predictions = outputs.argmax(dim=1)  # test_step returns the logits
-        self.confusion.update(predictions, labels)
-        if len(self.misclassified) < self.max_misclassified:  # stops copying to the CPU once the grid is full
-            wrong = (predictions != labels).nonzero().flatten()[: self.max_misclassified - len(self.misclassified)]
-            pictures, predicted, true = images[wrong].cpu(), predictions[wrong].tolist(), labels[wrong].tolist()
-            self.misclassified.extend(zip(pictures[:, 0], predicted, true))
-
-    def on_test_epoch_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        matrix = self.confusion.compute()  # sums over processes, so every process takes part
-        experiment = getattr(trainer.logger, "experiment", None)
-        if not trainer.is_global_zero or not hasattr(experiment, "add_figure"):
-            return
-        step, total = trainer.global_step, int(matrix.sum())
-        errors = total - int(matrix.trace())
-        experiment.add_figure("test/confusion_matrix", confusion_matrix_figure(matrix), step)
-        experiment.add_figure("test/misclassified", misclassified_figure(self.misclassified, errors, total), step)
-        experiment.flush()

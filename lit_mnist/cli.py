@@ -18,13 +18,14 @@ from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary, TestFigures
+from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary
 from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import UserError
-from lit_mnist.logger import TensorBoardLogger, claim_run_folder
 from lit_mnist.model import MNISTClassifier
-from lit_mnist.tensorboard_extras import ConfigToTensorBoard, TensorBoardExtras
+from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
+from lit_mnist.tensorboard.figures import TestFigures
+from lit_mnist.tensorboard.logger import TensorBoardLogger, claim_run_folder
 from lit_mnist.trainer import Trainer
 
 # The post's run: 5,000 steps of batch 100. Everything else of the post is the model's and data's defaults.

@@ -1,6 +1,6 @@
 import torch
 
-from lit_mnist.augment import random_distortion
+from lit_mnist.data.augment import random_distortion
 
 
 def test_no_augmentation_leaves_images_unchanged():
@@ -22,7 +22,7 @@ def test_each_image_gets_its_own_transform_and_keeps_a_black_background():
 def test_the_written_out_grid_is_torchs_affine_grid():
     from torch.nn import functional as F
 
-    from lit_mnist.augment import _affine_grid
+    from lit_mnist.data.augment import _affine_grid
 
     torch.manual_seed(0)
     cos, sin, shift_x, shift_y = torch.randn(4, 5)

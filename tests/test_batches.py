@@ -1,6 +1,6 @@
 import torch
 
-from lit_mnist.batches import SequentialBatches, ShuffledBatches, shard_bounds
+from lit_mnist.data.batches import SequentialBatches, ShuffledBatches, shard_bounds
 
 
 def data(count: int = 23) -> tuple[torch.Tensor, torch.Tensor]:

@@ -167,7 +167,7 @@ def test_damaged_data_files(damage, expected, tiny_data, tmp_path, monkeypatch, 
 
 
 def test_no_network_for_the_download(tmp_path, monkeypatch, capsys):
-    from lit_mnist import mnist_files
+    from lit_mnist.data import mnist_files
 
     def offline(self):
         # What torchvision does without a network: it creates the folder, starts a file, then reports each mirror.

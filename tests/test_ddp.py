@@ -68,7 +68,7 @@ RANDOM_ARGS = [
 
 
 def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exactly(tiny_data, tmp_path):
-    from lit_mnist.augment import random_distortion
+    from lit_mnist.data.augment import random_distortion
 
     reference, interrupted = tmp_path / "reference", tmp_path / "interrupted"
     reference.mkdir()

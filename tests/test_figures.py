@@ -3,7 +3,7 @@
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
-from lit_mnist.figures import CARD_WIDTH, confusion_matrix_figure, misclassified_figure
+from lit_mnist.tensorboard.figures import CARD_WIDTH, confusion_matrix_figure, misclassified_figure
 
 
 def drawn(figure):

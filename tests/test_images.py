@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lit_mnist.images import UnreadableImage, read_digit, to_mnist_digit
+from lit_mnist.data.images import UnreadableImage, read_digit, to_mnist_digit
 
 
 def stroke_image(height: int = 300, width: int = 200) -> torch.Tensor:

@@ -2,9 +2,9 @@ import os
 
 import pytest
 
-from lit_mnist import logger as logger_module
 from lit_mnist.errors import UserError
-from lit_mnist.logger import TensorBoardLogger, claim_run_folder
+from lit_mnist.tensorboard import logger as logger_module
+from lit_mnist.tensorboard.logger import TensorBoardLogger, claim_run_folder
 
 
 def test_runs_that_pick_a_version_at_the_same_moment_still_get_their_own_folders(tmp_path, monkeypatch):

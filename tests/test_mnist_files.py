@@ -4,8 +4,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from lit_mnist import mnist_files
-from lit_mnist.data import MNISTDataModule
+from lit_mnist.data import MNISTDataModule, mnist_files
 from lit_mnist.errors import UserError
 from tests.conftest import write_idx
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lit_mnist.images import read_digit
+from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
 from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
 

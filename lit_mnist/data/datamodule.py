@@ -9,11 +9,11 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torchvision.datasets import MNIST
 
-from lit_mnist import mnist_files
-from lit_mnist.augment import random_distortion
-from lit_mnist.batches import SequentialBatches, ShuffledBatches
+from lit_mnist.data import mnist_files
+from lit_mnist.data.augment import random_distortion
+from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
 from lit_mnist.errors import UserError
-from lit_mnist.images import UnreadableImage, read_digit
+from lit_mnist.data.images import UnreadableImage, read_digit
 from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
 
 

@@ -1,0 +1,178 @@
+"""Lightning's TensorBoard logger with one graph per run, and run folders that concurrent runs cannot share."""
+
+import re
+import warnings
+from argparse import Namespace
+from pathlib import Path
+from typing import Any, Optional
+
+import google_crc32c
+import torch
+from lightning.pytorch import LightningModule
+from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
+from lightning.pytorch.utilities import rank_zero_only
+from tensorboard.summary.writer import record_writer
+from torch import Tensor
+
+# torch's own tracer for TensorBoard graphs (private, as add_graph offers no way to name the nodes): see log_graph.
+from torch.utils.tensorboard._pytorch_graph import graph as pytorch_graph
+from torch.utils.tensorboard.summary import hparams
+
+from lit_mnist.errors import UserError
+
+# Settings that say where files are, not how the network was trained: left out of the HPARAMS tab.
+NOT_HPARAMS = ("data_dir", "download", "predict_path")
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The checksum of a record in TensorBoard's event files (CRC-32C, rotated and offset as TFRecord masks it)."""
+    crc = google_crc32c.value(data)
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
+def checksum_events_in_c() -> None:
+    """Has TensorBoard's event writer checksum its records in C.
+
+    Without TensorFlow, TensorBoard computes the CRC of every record in Python, byte by byte: about 12 ms for the
+    50 KB picture of the first-layer units after each validation, on the writer's thread, which takes a core from
+    training. google-crc32c computes the same numbers in C; TensorBoard's reader checks them with its own code.
+    """
+    if google_crc32c.implementation == "c":  # its pure-Python fallback would be no faster
+        record_writer.masked_crc32c = masked_crc32c
+
+
+class TensorBoardLogger(LightningTensorBoardLogger):
+    """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with these changes.
+
+    - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the settings that
+      differ between the runs and the final metrics.
+    - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
+    - Event records are checksummed in C (``checksum_events_in_c``), not in Python.
+    - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
+      followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
+    - The CLI gives each new run a folder claimed with ``claim_run_folder`` (below) as its ``version``.
+
+    Args:
+        save_dir: Folder that holds the runs folder.
+        name: Runs folder inside save_dir.
+        version: Run folder number; None takes the next free one.
+        log_graph: Draw the model graph in TensorBoard's GRAPHS tab.
+        default_hp_metric: Log Lightning's placeholder ``hp_metric``.
+        purge_step: When continuing a run, drop its events from this step on (the resumed run writes them again).
+    """
+
+    def __init__(
+        self,
+        save_dir: str = ".",
+        name: Optional[str] = "lightning_logs",
+        version: Optional[int | str] = None,
+        log_graph: bool = True,
+        default_hp_metric: bool = False,
+        purge_step: Optional[int] = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
+        checksum_events_in_c()
+        self._draw_graph = log_graph
+        # A run continued in its old folder (version given) already has its graph and hyperparameters.
+        continued = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
+        self._graph_logged = self._hparams_logged = continued
+
+    @rank_zero_only
+    def log_hyperparams(
+        self, params: Any, metrics: Optional[dict[str, Any]] = None, step: Optional[int] = None
+    ) -> None:
+        """Record the hyperparameters: hparams.yaml, and the run's entry in TensorBoard's HPARAMS tab.
+
+        Only the run's settings are written, not the list of hyperparameters and metrics that Lightning declares
+        with them: without it, TensorBoard works that list out over all the runs in view, puts the settings that
+        differ between them first (it shows five unless more are ticked), and takes every scalar as a metric, with
+        its last value, so the tab fills in with the final figures as they are logged.
+        """
+        super().log_hyperparams(params, metrics, step)
+        if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
+            return
+        # TensorBoard takes numbers, strings and booleans; it would show booleans as 1.0 and 0.0, and it cannot
+        # show lists (hidden_sizes) or None, so those are written as text. Lightning's bookkeeping entries
+        # (LightningCLI's `_instantiator`) are not settings of the run.
+        settings = dict(vars(params) if isinstance(params, Namespace) else params)
+        settings = {
+            name: value if isinstance(value, (int, float, str)) and not isinstance(value, bool) else str(value)
+            for name, value in settings.items()
+            if not name.startswith("_") and name not in NOT_HPARAMS
+        }
+        _, session_start, _ = hparams(settings, {})
+        # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
+        self.experiment.file_writer.add_summary(session_start)
+        self._hparams_logged = True
+
+    @rank_zero_only
+    def log_metrics(self, metrics: dict[str, Any], step: Optional[int] = None) -> None:
+        super().log_metrics({name: value for name, value in metrics.items() if name != "epoch"}, step)
+
+    @rank_zero_only
+    def log_graph(self, model: LightningModule, input_array: Optional[Tensor] = None) -> None:
+        """Draw the traced model in the GRAPHS tab with its layers at the top level, as the post's picture has them.
+
+        TensorBoard groups nodes by the first part of their ``/``-separated names, and torch names every node
+        after the traced module (``MNISTClassifier/Sequential[network]/Linear[layer1]/...``), which would show one
+        closed box. The names are rewritten to ``layer1/...``, ``relu1/...``, with ``input`` and ``output``.
+        """
+        if self._graph_logged or not self._draw_graph:
+            return
+        input_array = model.example_input_array if input_array is None else input_array
+        if input_array is None:
+            return
+        # Traced in eval mode: the graph is the same, and tracing dropout would draw random numbers that an
+        # uninterrupted run and a resumed one would not draw alike.
+        was_training = model.training
+        model.eval()
+        try:
+            with warnings.catch_warnings(), torch.no_grad():
+                # The tracer behind TensorBoard's graphs is torch.jit.trace, which warns that it is deprecated:
+                # nothing a user of this project can act on, and TensorBoard offers no other way to draw the graph.
+                warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+                graph_def, step_stats = pytorch_graph(model, (input_array.to(model.device),))
+        finally:
+            model.train(was_training)
+        for node in graph_def.node:
+            node.name = top_level_name(node.name)
+            node.input[:] = [top_level_name(name) for name in node.input]
+        self.experiment.file_writer.add_graph((graph_def, step_stats))
+        self._graph_logged = True
+
+
+def top_level_name(name: str) -> str:
+    """``MNISTClassifier/Sequential[network]/Linear[layer1]/input.3`` -> ``layer1/input.3``.
+
+    The traced module's own operations (flattening the images, standardising them) go under ``flatten``; the
+    ``network`` container disappears, and each layer is named by its attribute, as in ``model.network.layer1``.
+    """
+    root, *scopes, node = name.split("/")
+    if root in ("input", "output"):
+        return name
+    attributes = [re.sub(r"^\w+\[(\w+)\]$", r"\1", scope) for scope in scopes]
+    return "/".join([scope for scope in attributes if scope != "network"] or ["flatten"]) + "/" + node
+
+
+def claim_run_folder(runs: Path) -> int:
+    """Create the next ``version_N`` folder in ``runs`` and return N.
+
+    A number taken from a listing of the folders, as Lightning's logger takes it, is only a proposal: two runs started
+    together would both get it. Creating the folder is atomic, so a run that finds it taken moves on to the next one.
+    """
+    numbers = [int(folder.name[8:]) for folder in runs.glob("version_*") if folder.name[8:].isdigit()]
+    version = max(numbers, default=-1) + 1
+    try:
+        runs.mkdir(parents=True, exist_ok=True)
+        while True:
+            try:
+                (runs / f"version_{version}").mkdir()
+                return version
+            except FileExistsError:
+                version += 1
+    except OSError as error:
+        raise UserError(
+            f"cannot create a run folder in {runs} ({error.strerror}); choose a writable folder with "
+            "--trainer.logger.save_dir"
+        ) from None
