@@ -81,6 +81,17 @@ class RNGStateCheckpoint(Callback):
             torch.cuda.set_rng_state(states["cuda"][rank].clone())
 
 
+def save_last_checkpoint(trainer: Trainer) -> Optional[Path]:
+    """Writes the run's ``checkpoints/last.ckpt`` at the current step (with everything an exact resume needs) and
+    returns its path; None in a run without checkpointing."""
+    checkpoint = trainer.checkpoint_callback
+    if checkpoint is None or checkpoint.dirpath is None:
+        return None
+    path = Path(checkpoint.dirpath) / "last.ckpt"
+    trainer.save_checkpoint(path, weights_only=False)
+    return path
+
+
 class PeriodicLastCheckpoint(Callback):
     """Refreshes the run's ``checkpoints/last.ckpt`` every few training steps and after the final one.
 
@@ -100,15 +111,14 @@ class PeriodicLastCheckpoint(Callback):
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
-        checkpoint = trainer.checkpoint_callback
         step = trainer.global_step
-        if checkpoint is None or checkpoint.dirpath is None or step == self._saved_step:
+        if step == self._saved_step:
             return  # with accumulated gradients, several batches end at the same optimizer step
         final_step = reached_max_steps(trainer)
         final_epoch = (trainer.max_epochs or 0) > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
         final_batch = final_epoch and batch_idx + 1 >= trainer.num_training_batches
         if step % self.every_n_train_steps == 0 or final_step or final_batch:
-            trainer.save_checkpoint(Path(checkpoint.dirpath) / "last.ckpt", weights_only=False)
+            save_last_checkpoint(trainer)
             self._saved_step = step
 
 

@@ -1,4 +1,4 @@
-"""Checkpoint files that are either complete or absent, whatever kills the process."""
+"""Checkpoint files that are either complete or absent, whatever kills the process or fills the disk."""
 
 import os
 from pathlib import Path
@@ -7,21 +7,42 @@ from typing import Any, Optional
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
+from lit_mnist.errors import WriteFailed
+
 
 class AtomicCheckpointIO(TorchCheckpointIO):
     """Writes each checkpoint to a temporary file beside its target, then renames it over the target.
 
     A rename within one folder is atomic, so a crash mid-write leaves the previous ``last.ckpt`` intact. Lightning's
     own save stages the file in the system's temporary folder, which may be another file system, where the final move
-    is a copy that a crash can cut short.
+    is a copy that a crash can cut short. A write that fails (a full disk, a file-size limit) or is interrupted
+    removes its temporary file and leaves the previous checkpoint as it was.
     """
 
     def save_checkpoint(self, checkpoint: dict[str, Any], path: Any, storage_options: Optional[Any] = None) -> None:
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial")
-        with partial.open("wb") as file:
-            torch.save(checkpoint, file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(partial, path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with partial.open("wb") as file:
+                torch.save(checkpoint, file)
+                file.flush()
+                os.fsync(file.fileno())
+            os.replace(partial, path)
+        except BaseException as error:
+            partial.unlink(missing_ok=True)
+            cause = os_error_of(error)
+            if cause is not None:
+                raise WriteFailed(f"cannot write the checkpoint {path}: {cause.strerror or cause}") from None
+            raise
+
+
+def os_error_of(error: BaseException) -> Optional[OSError]:
+    """The OSError behind an exception: torch.save reports a failed write as a RuntimeError raised while handling it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return None

@@ -1,5 +1,32 @@
-"""The one exception type whose message is shown to the user as is, without a traceback."""
+"""The exceptions whose message is shown to the user as is, in one line without a traceback, and their exit codes."""
+
+from pathlib import Path
+from typing import Optional
 
 
 class UserError(Exception):
     """Something the user can fix: the message says what is wrong and how to fix it, in one line."""
+
+    exit_code = 2  # a usage error, as argparse exits
+
+
+class TrainingDiverged(UserError):
+    """The training loss became NaN or infinite."""
+
+    exit_code = 3
+
+
+class WriteFailed(UserError):
+    """A file of the run could not be written (disk full, file too large, permission lost)."""
+
+    exit_code = 4
+
+
+class TrainingStopped(UserError):
+    """SIGINT or SIGTERM stopped training after the step under way, whose state ``checkpoint`` holds (None when the
+    run keeps no checkpoints). The exit code is what a shell expects of a process ended by that signal."""
+
+    def __init__(self, signal_name: str, step: int, checkpoint: Optional[Path], signal_number: int) -> None:
+        super().__init__(f"{signal_name} stopped training at step {step}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
+        self.exit_code = 128 + signal_number

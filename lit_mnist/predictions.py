@@ -2,11 +2,16 @@
 
 import csv
 import sys
+import warnings
 from pathlib import Path
 from typing import IO, Any, Optional
 
 from lightning.pytorch import LightningModule, Trainer
 from lightning.pytorch.callbacks import BasePredictionWriter
+
+# Lightning looks for the indices of each batch's samples in a DataLoader's sampler, and warns when it finds no
+# DataLoader: predict's batches carry each picture's index themselves, so there is nothing for it to find.
+warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 
 
 class PredictionWriter(BasePredictionWriter):

@@ -4,6 +4,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import socket
 import struct
 import subprocess
@@ -80,8 +81,18 @@ def last_checkpoint(work: Path) -> dict:
     return torch.load(work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    """Run `python -m lit_mnist ARGS` in cwd the way a user would, capturing its output."""
+def run_cli(
+    *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, file_size_limit: int | None = None
+) -> subprocess.CompletedProcess:
+    """Run `python -m lit_mnist ARGS` in cwd the way a user would, capturing its output.
+
+    file_size_limit: no file the run writes may grow beyond this many bytes, as on a disk that is full: a write past
+    it fails with EFBIG (Python ignores the SIGXFSZ that would otherwise end the process).
+    """
+
+    def limit_file_size() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
+
     return subprocess.run(
         [sys.executable, "-m", "lit_mnist", *args],
         cwd=cwd,
@@ -89,6 +100,7 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, env: dict | None = None
         text=True,
         timeout=timeout,
         env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+        preexec_fn=limit_file_size if file_size_limit is not None else None,
     )
 
 

@@ -31,3 +31,23 @@ class RecordRNGState(Callback):
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == 0:
             torch.save(torch.get_rng_state(), Path(f"rng-rank{trainer.global_rank}.pt"))
+
+
+class SignalAtStep(Callback):
+    """Sends its own process ``signal_name`` as the training batch after ``step`` begins: a Ctrl-C or a cluster's
+    SIGTERM arriving mid-step. With ``again_while_saving``, it sends the signal once more while the checkpoint that
+    the first one causes is being written, as an impatient second Ctrl-C would.
+    """
+
+    def __init__(self, step: int, signal_name: str = "SIGINT", again_while_saving: bool = False) -> None:
+        self.step, self.number, self.again_while_saving = step, signal.Signals[signal_name], again_while_saving
+        self.sent = False
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.number)
+
+    def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
+        if self.sent and self.again_while_saving:
+            os.kill(os.getpid(), self.number)

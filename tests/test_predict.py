@@ -1,6 +1,11 @@
 """`predict` on the user's own image files, run as a user runs it."""
 
 import csv
+import os
+import struct
+import subprocess
+import sys
+import zlib
 from pathlib import Path
 
 import pytest
@@ -9,7 +14,7 @@ from PIL import Image
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
+from tests.conftest import REPO, TINY_ARGS, run_cli, write_tiny_mnist
 
 
 @pytest.fixture(scope="module")
@@ -108,3 +113,60 @@ def test_bad_predict_input_gets_one_line_and_nothing_is_overwritten(checkpoint, 
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
     assert (tmp_path / "taken.csv").read_text() == "precious"
+
+
+def write_bomb_png(path: Path, width: int, height: int) -> None:
+    """A small PNG that decodes to width x height black pixels, written row by row without ever holding them."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), b"\0" * (width + 1)  # filter byte 0, then the row's grey values
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
+
+
+# Runs a command and prints its exit code and its peak resident memory in KiB (wait4 reports the child's own peak).
+PEAK_MEMORY = """
+import os, subprocess, sys
+process = subprocess.Popen(sys.argv[1:])
+_, status, usage = os.wait4(process.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss)
+"""
+
+
+def test_a_folder_of_bad_files_and_ten_thousand_images_stays_within_memory(checkpoint, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for index in range(10_000):
+        write_digit_png(images / f"digit{index:05}.png", index % 10)
+    write_bomb_png(images / "bomb-400-megapixels.png", 20_000, 20_000)  # over twice Pillow's limit: it refuses
+    write_bomb_png(images / "bomb-100-megapixels.png", 10_000, 10_000)  # over its limit, which Pillow only warns of
+    (images / "empty.png").write_bytes(b"")
+    (images / "loop.png").symlink_to(images / "loop.png")
+    assert (images / "bomb-400-megapixels.png").stat().st_size < 1_000_000
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK_MEMORY, sys.executable, "-m", "lit_mnist", "predict", "--ckpt_path",
+         str(checkpoint), "--data.predict_path", str(images), "--output", "out.csv"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    code, peak_kib = (int(value) for value in result.stdout.strip().splitlines()[-1].split())
+    assert code == 1, result.stderr  # some files were skipped, which the exit status tells scripts
+    assert peak_kib < 1.5 * 2**20, f"peak memory {peak_kib / 2**10:.0f} MiB"
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 4 and "Traceback" not in result.stderr, result.stderr
+    expected = {
+        "bomb-400-megapixels.png": "too large to read safely",
+        "bomb-100-megapixels.png": "too large to read safely",
+        "empty.png": "not an image",
+        "loop.png": "not a regular file",
+    }
+    for name, reason in expected.items():
+        (line,) = [line for line in errors if f"/{name}: " in line]
+        assert line.startswith("error: ") and reason in line and line.endswith("; skipped"), line
+    with open(tmp_path / "out.csv", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 10_000 and {Path(row["file"]).name for row in rows} == {
+        f"digit{index:05}.png" for index in range(10_000)
+    }

@@ -1,12 +1,18 @@
-"""A run killed with SIGKILL and resumed ends bit for bit where the same run never interrupted ends."""
+"""A run killed with SIGKILL, or stopped by Ctrl-C or SIGTERM, and resumed ends bit for bit where the same run never
+interrupted ends."""
 
+import os
+import shlex
 import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.conftest import last_checkpoint, run_cli, write_tiny_mnist
+from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
 
 # Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
 # AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
@@ -105,3 +111,66 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
         if event.HasField("session_log")
     ]  # fmt: skip
     assert starts == [KILL_SAVED]
+
+
+def resumes_exactly(interrupted: Path, data: Path, uninterrupted: tuple[Path, str], command: str) -> None:
+    """The resume command the stopped run printed ends with every tensor equal to the uninterrupted run's."""
+    printed = shlex.split(command)
+    assert printed[:4] == ["python", "-m", "lit_mnist", "fit"] and printed[-2] == "--ckpt_path"
+    resumed = run_cli(*printed[3:], cwd=interrupted)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [p.name for p in (interrupted / "lightning_logs").iterdir()] == ["version_0"]
+    expected, actual = final_state(uninterrupted[0]), final_state(interrupted)
+    for name in expected:
+        assert torch.equal(expected[name], actual[name]), f"{name} differs after the stop and resume"
+    assert printed_test_metrics(resumed.stdout) == printed_test_metrics(uninterrupted[1])
+
+
+@pytest.mark.parametrize("signal_name, step", [("SIGINT", EVERY * 2 + 3), ("SIGTERM", EVERY * 3 + 6)])
+def test_ctrl_c_and_sigterm_save_the_step_reached_and_resume_exactly(data, uninterrupted, tmp_path, signal_name, step):
+    args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
+    stopped = run_cli(*args, "--trainer.callbacks+=tests.helpers.SignalAtStep", f"--trainer.callbacks.step={step}",
+                      f"--trainer.callbacks.signal_name={signal_name}", cwd=tmp_path)  # fmt: skip
+    # The signal arrives during step + 1 (not a periodic save): that step ends, is saved, and the run exits as a
+    # process ended by the signal does in a shell (128 + its number).
+    assert stopped.returncode == 128 + signal.Signals[signal_name], stopped.stderr
+    last = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == step + 1
+    assert "Traceback" not in stopped.stderr and "Test metric" not in stopped.stdout
+    (line,) = stopped.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"{signal_name} stopped training at step {step + 1}; {last.relative_to(tmp_path)} holds it")
+    resumes_exactly(tmp_path, data, uninterrupted, line.split("Resume with: ")[1])
+
+
+def test_a_second_ctrl_c_while_saving_leaves_a_whole_checkpoint(data, uninterrupted, tmp_path):
+    step = EVERY * 4 + 2
+    args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
+    stopped = run_cli(*args, "--trainer.callbacks+=tests.helpers.SignalAtStep", f"--trainer.callbacks.step={step}",
+                      "--trainer.callbacks.again_while_saving=true", cwd=tmp_path)  # fmt: skip
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    assert not list(folder.glob(".*.partial"))
+    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == step + 1
+    resumes_exactly(tmp_path, data, uninterrupted, stopped.stderr.strip().splitlines()[-1].split("Resume with: ")[1])
+
+
+def test_ctrl_c_from_outside_at_whatever_moment_it_comes(data, uninterrupted, tmp_path):
+    """A real Ctrl-C from another process, at a moment the run does not choose."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lit_mnist", "fit", "--data.data_dir", str(data), *RUN_ARGS,
+         "--trainer.log_every_n_steps", "1"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    try:
+        folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+        deadline = time.monotonic() + 120
+        while not (folder / "last.ckpt").exists() and process.poll() is None:  # training is under way
+            assert time.monotonic() < deadline, "no checkpoint within 120 s"
+            time.sleep(0.05)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signal.SIGINT, stderr
+    resumes_exactly(tmp_path, data, uninterrupted, stderr.strip().splitlines()[-1].split("Resume with: ")[1])

@@ -106,7 +106,8 @@ class MNISTDataModule(LightningDataModule):
             raise UserError("predict needs images: give a file or a folder with --data.predict_path")
         path = Path(path)
         if path.is_dir():
-            files = sorted(file for file in path.iterdir() if file.is_file() and not file.name.startswith("."))
+            # Everything but folders and hidden files: a broken link or a pipe gets its line too.
+            files = sorted(file for file in path.iterdir() if not file.is_dir() and not file.name.startswith("."))
         elif path.is_file():
             files = [path]
         else:

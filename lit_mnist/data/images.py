@@ -4,6 +4,7 @@ MNIST's digits are white on black, size-normalised to fit a 20x20 box with their
 gives grey edges), then placed in a 28x28 field so that their centre of mass sits at its centre.
 """
 
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -28,13 +29,21 @@ class UnreadableImage(Exception):
 
 def read_digit(path: Path) -> Tensor:
     """Read an image file (any size, RGB or grey, either polarity) and return it as an MNIST digit: uint8 (28, 28)."""
+    if not path.is_file():  # a broken or looping link, a pipe or a device: nothing to open, or nothing to wait for
+        raise UnreadableImage("not a regular file (a broken or looping link?)")
     try:
-        with Image.open(path) as image:
-            image = ImageOps.exif_transpose(image)  # photos from phones are often stored sideways
+        # Pillow only warns about images between MAX_IMAGE_PIXELS and twice that, and decodes them (hundreds of MB).
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            opened = Image.open(path)
+        with opened:
+            image = ImageOps.exif_transpose(opened)  # photos from phones are often stored sideways
             # A digit drawn on a transparent background: the opaque pixels are the ink, whatever their colour.
             alpha = _transparency(image)
             grey = image.convert("L") if alpha is None else alpha
-    except (UnidentifiedImageError, Image.DecompressionBombError) as error:
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
+        raise UnreadableImage(f"too large to read safely ({_reason(error)})") from None
+    except UnidentifiedImageError as error:
         raise UnreadableImage(f"not an image ({_reason(error)})") from None
     except (OSError, ValueError) as error:  # truncated or damaged files, unsupported modes
         raise UnreadableImage(f"not a readable image ({_reason(error)})") from None

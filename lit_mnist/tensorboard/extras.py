@@ -5,6 +5,7 @@ training steps, so training runs as fast with it as without it (see the README's
 """
 
 import io
+import math
 import time
 from typing import Any, Optional
 
@@ -253,6 +254,11 @@ def _add_histogram(experiment: Any, tag: str, values: Tensor, step: int) -> None
     """
     values = values.detach().float().flatten()
     low, high = (float(bound) for bound in torch.aminmax(values))
+    if not (math.isfinite(low) and math.isfinite(high)):  # a divergence watched with --divergence.stop false
+        values = values[torch.isfinite(values)]
+        if not values.numel():
+            return
+        low, high = (float(bound) for bound in torch.aminmax(values))
     if not high > low:  # one value throughout (zero biases at the start): one narrow bin around it
         low, high = low - 1e-6, high + 1e-6
     counts = torch.histc(values, bins=HISTOGRAM_BINS, min=low, max=high)

@@ -1,0 +1,129 @@
+"""How a run stops before its last step: at a diverging loss, or on Ctrl-C (SIGINT) and SIGTERM, with its state kept."""
+
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+from typing import Any, Optional
+
+import torch
+from lightning.pytorch import Callback, LightningModule, Trainer
+
+from lit_mnist.callbacks import save_last_checkpoint
+from lit_mnist.errors import TrainingDiverged, TrainingStopped
+
+
+class DivergenceCheck(Callback):
+    """Ends the run when the training loss becomes NaN or infinite, and keeps such weights out of every checkpoint.
+
+    The loss is looked at once per logging interval (the step's loss, on the device: one synchronisation per
+    interval, which the logged figures cost anyway). Once the weights are NaN every later loss is too, so the
+    interval's last step tells. Between two looks, each checkpoint save first checks that the weights are finite, so
+    ``last.ckpt`` always holds the last finite state that was saved. Lightning's ``EarlyStopping(check_finite=True)``
+    looks only at the end of an epoch or a validation, and lets the test pass run.
+
+    Args:
+        stop: End the run at a NaN or infinite training loss; false trains on, to watch a divergence.
+    """
+
+    def __init__(self, stop: bool = True) -> None:
+        self.stop = stop
+        self._loss: Optional[torch.Tensor] = None  # the latest step's, still on its device
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self._loss = loss
+        if not self.stop or loss is None or trainer.global_step % trainer.log_every_n_steps:
+            return
+        finite = bool(torch.isfinite(loss).all())
+        # Every process stops at the same step, or the others would wait for it forever.
+        if not trainer.strategy.reduce_boolean_decision(finite, all=True):
+            self._diverged(trainer, pl_module, f"the training loss is {float(loss):g}")
+
+    def on_save_checkpoint(self, trainer: Trainer, pl_module: LightningModule, checkpoint: dict[str, Any]) -> None:
+        if self.stop and not all(bool(torch.isfinite(parameter).all()) for parameter in pl_module.parameters()):
+            last = f" after a training loss of {float(self._loss):g}" if self._loss is not None else ""
+            self._diverged(trainer, pl_module, f"the weights are no longer finite numbers{last}")
+
+    @staticmethod
+    def _diverged(trainer: Trainer, pl_module: LightningModule, what: str) -> None:
+        learning_rate = pl_module.hparams.get("learning_rate")
+        advice = (
+            f"try a lower --model.learning_rate than {learning_rate:g} (say {learning_rate / 10:g})"
+            if learning_rate
+            else "try a lower --model.learning_rate"
+        )
+        saved = _last_checkpoint(trainer)
+        kept = f"{saved[0]} holds step {saved[1]}, the last state saved" if saved else "no checkpoint was saved before"
+        raise TrainingDiverged(
+            f"training diverged at step {trainer.global_step}: {what}; {advice}, or --divergence.stop false to "
+            f"watch it go on; {kept}"
+        )
+
+
+def _last_checkpoint(trainer: Trainer) -> Optional[tuple[Path, int]]:
+    checkpoint = trainer.checkpoint_callback
+    path = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint is not None and checkpoint.dirpath else None
+    if path is None or not path.is_file():
+        return None
+    return path, torch.load(path, map_location="cpu", weights_only=True)["global_step"]
+
+
+class SignalStop(Callback):
+    """Makes Ctrl-C (SIGINT) and SIGTERM stop training at the end of the step under way, with ``last.ckpt`` saved at
+    that step, so that ``--ckpt_path`` on it goes on exactly as if nothing had happened.
+
+    The handlers are in place from the start of training to its end; before that a signal ends the process as
+    usual, with nothing yet to lose. A second signal while the step ends and the checkpoint is written changes
+    nothing (the write is atomic anyway). Under several processes Lightning's own SIGTERM handling applies, and its
+    SIGUSR1 handler for SLURM's auto-requeue is never touched.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self._received: Optional[int] = None
+        self._previous: dict[int, Any] = {}
+
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        self._received = None
+        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+            return
+        for number in self.SIGNALS:
+            self._previous[number] = signal.signal(number, self._receive)
+
+    def _receive(self, number: int, frame: Optional[FrameType]) -> None:
+        if self._received is None:
+            self._received = number
+
+    def on_train_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
+    ) -> None:
+        if self._received is not None:
+            self._stop(trainer, save=True)
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        if self._received is not None:  # during the last validation: last.ckpt already holds the final step
+            self._stop(trainer, save=False)
+        self._restore()
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        self._restore()
+
+    def _stop(self, trainer: Trainer, save: bool) -> None:
+        number = self._received
+        path = save_last_checkpoint(trainer) if save else _last_checkpoint_path(trainer)
+        self._restore()
+        raise TrainingStopped(signal.Signals(number).name, trainer.global_step, path, number)
+
+    def _restore(self) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
+
+
+def _last_checkpoint_path(trainer: Trainer) -> Optional[Path]:
+    saved = _last_checkpoint(trainer)
+    return saved[0] if saved else None

@@ -1,0 +1,106 @@
+"""Runs that end badly end well: a diverging loss, and files that cannot be written."""
+
+import math
+import re
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from tests.conftest import TINY_ARGS, run_cli
+
+QUIET = ["--trainer.enable_progress_bar", "false"]
+FILE_TOO_LARGE = "File too large"
+
+
+def one_error_line(result) -> str:
+    """The run's last line on stderr, after checking it is the only thing a user sees of the failure."""
+    assert "Traceback" not in result.stderr and "Exception" not in result.stderr, result.stderr
+    return result.stderr.strip().splitlines()[-1]
+
+
+def finite(checkpoint: dict) -> bool:
+    return all(torch.isfinite(tensor).all() for tensor in checkpoint["state_dict"].values())
+
+
+@pytest.mark.parametrize(
+    "learning_rate, save_every, caught_by",
+    [("1e30", "10", "the training loss is nan"), ("1", "1", "the weights are no longer finite numbers")],
+)
+def test_a_diverging_run_stops_with_one_line_and_no_test_pass(
+    tiny_data, tmp_path, learning_rate, save_every, caught_by
+):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "200",
+                     "--model.learning_rate", learning_rate, "--trainer.log_every_n_steps", "5",
+                     "--last_checkpoint.every_n_train_steps", save_every, cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 3, result.stderr  # not 2, a usage error
+    line = one_error_line(result)
+    rate = re.escape(f"{float(learning_rate):g}")
+    match = re.fullmatch(r"error: training diverged at step (\d+): (.*); try a lower --model.learning_rate than "
+                         rf"{rate} \(say .*\), or --divergence.stop false to watch it go on; (.*)", line)  # fmt: skip
+    assert match and match.group(2).startswith(caught_by), line
+    stopped_at = int(match.group(1))
+    assert stopped_at <= 10  # within one logging interval of the first NaN, not 200 steps of it
+    assert "Test metric" not in result.stdout
+    run = tmp_path / "lightning_logs" / "version_0"
+    if save_every == "1":  # last.ckpt holds the step before the weights went bad, with finite weights
+        assert match.group(3) == f"{run.relative_to(tmp_path)}/checkpoints/last.ckpt holds step {stopped_at - 1}, " \
+                                  "the last state saved"  # fmt: skip
+        checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        assert checkpoint["global_step"] == stopped_at - 1 and finite(checkpoint)
+    else:
+        assert match.group(3) == "no checkpoint was saved before" and not (run / "checkpoints").exists()
+    # TensorBoard holds the finite curve up to the divergence, and no test figures.
+    events = EventAccumulator(str(run))
+    events.Reload()
+    losses = events.Scalars("loss/train") if "loss/train" in events.Tags()["scalars"] else []
+    assert all(math.isfinite(event.value) and event.step < stopped_at for event in losses)
+    assert "acc/test" not in events.Tags()["scalars"]
+
+
+def test_the_divergence_check_can_be_switched_off_to_watch_it(tiny_data, tmp_path):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--model.learning_rate", "1e30",
+                     "--divergence.stop", "false", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "Test metric" in result.stdout and "diverged" not in result.stderr
+
+
+def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
+                     file_size_limit=1_000_000)  # the network's checkpoint takes 2.6 MB  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    line = one_error_line(result)
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    assert re.fullmatch(rf"error: cannot write the checkpoint {folder.relative_to(tmp_path)}/\S+\.ckpt: "
+                        f"{FILE_TOO_LARGE}", line), line  # fmt: skip
+    assert not [path for path in folder.iterdir() if path.name.endswith(".partial")]
+
+
+def test_a_failed_save_leaves_the_previous_last_checkpoint_whole(tiny_data, tmp_path):
+    first = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
+    before = (folder / "last.ckpt").read_bytes()
+    more = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "60",
+                   "--ckpt_path", "last", cwd=tmp_path, file_size_limit=1_000_000)  # fmt: skip
+    assert more.returncode == 4, more.stderr
+    assert FILE_TOO_LARGE in one_error_line(more)
+    assert (folder / "last.ckpt").read_bytes() == before
+    assert sorted(path.name for path in folder.iterdir()) == sorted(path.name for path in folder.iterdir()
+                                                                    if not path.name.endswith(".partial"))  # fmt: skip
+
+
+def test_an_event_file_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.enable_checkpointing",
+                     "false", cwd=tmp_path, file_size_limit=150_000)  # a few pictures of the first layer  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    line = one_error_line(result)
+    assert re.fullmatch(rf"error: cannot write lightning_logs/version_0/events\.out\.tfevents\.\S+: {FILE_TOO_LARGE}",
+                        line), line  # fmt: skip
+
+
+def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
+                     file_size_limit=1000)  # fmt: skip
+    assert result.returncode == 4, result.stderr
+    assert one_error_line(result) == f"error: cannot write lightning_logs/version_0/config.yaml: {FILE_TOO_LARGE}"
