@@ -7,7 +7,7 @@ from typing import Any, Optional
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from lit_mnist.errors import WriteFailed
+from lit_mnist.errors import WriteFailed, os_error_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,14 +35,3 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             if cause is not None:
                 raise WriteFailed(f"cannot write the checkpoint {path}: {cause.strerror or cause}") from None
             raise
-
-
-def os_error_of(error: BaseException) -> Optional[OSError]:
-    """The OSError behind an exception: torch.save reports a failed write as a RuntimeError raised while handling it."""
-    seen = set()
-    while error is not None and id(error) not in seen:
-        if isinstance(error, OSError):
-            return error
-        seen.add(id(error))
-        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
-    return None

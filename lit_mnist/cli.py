@@ -1,11 +1,9 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
-import errno
 import inspect
 import logging
 import pickle
 import re
-import shlex
 import signal
 import sys
 import threading
@@ -18,16 +16,16 @@ import yaml
 from jsonargparse import lazy_instance
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
-from lightning.pytorch.cli import LightningArgumentParser, LightningCLI, SaveConfigCallback
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary
-from lit_mnist.checkpointing import AtomicCheckpointIO, os_error_of
+from lit_mnist.checkpointing import AtomicCheckpointIO
 from lit_mnist.data import MNISTDataModule
-from lit_mnist.errors import TrainingStopped, UserError, WriteFailed
+from lit_mnist.errors import TrainingStopped, UserError
 from lit_mnist.model import MNISTClassifier
-from lit_mnist.stopping import DivergenceCheck, SignalStop
+from lit_mnist.stopping import DivergenceCheck, SignalStop, quiet_write_failures, stopped_message, write_failure
 from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.tensorboard.figures import TestFigures
 from lit_mnist.tensorboard.logger import TensorBoardLogger, claim_run_folder
@@ -100,11 +98,10 @@ class LitMNISTCLI(LightningCLI):
         except UserError:
             raise
         except Exception as error:
-            cause = os_error_of(error)
-            if cause is None or cause.errno not in WRITE_ERRORS:
+            failure = write_failure(error, self._run_folder())
+            if failure is None:
                 raise
-            where = cause.filename or _file_being_written(error, self._run_folder())
-            raise WriteFailed(f"cannot write {where}: {cause.strerror}") from None
+            raise failure from None
         finally:
             # A run stopped before it wrote anything (bad data, say) leaves no empty folder behind.
             for folder in reversed(self._claimed_runs):
@@ -370,11 +367,11 @@ def _load_checkpoint(path: str) -> dict[str, Any]:
 
 def main(args: Optional[list[str]] = None) -> None:
     command_line = sys.argv[1:] if args is None else list(args)
-    threading.excepthook = _quiet_write_failures
+    threading.excepthook = quiet_write_failures
     try:
         LitMNISTCLI(args=args)
     except TrainingStopped as stop:
-        sys.stderr.write(f"{_stopped_message(stop, command_line)}\n")
+        sys.stderr.write(f"{stopped_message(stop, command_line)}\n")
         sys.exit(stop.exit_code)
     except UserError as error:
         sys.stderr.write(f"error: {error}\n")
@@ -386,50 +383,3 @@ def main(args: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C before training started, or after it ended: nothing to save
         sys.stderr.write("error: interrupted\n")
         sys.exit(128 + signal.SIGINT)
-
-
-# What a file that cannot be written fails with: disk full, over a file-size limit or quota, permission lost,
-# a file system gone read-only or bad.
-WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
-
-
-def _quiet_write_failures(hook_args: threading.ExceptHookArgs) -> None:
-    """TensorBoard writes event files on a thread of its own: a failed write there would print a traceback, and the
-    writer raises the same error again in the main thread at its next write or flush, where ``main`` reports it."""
-    error = hook_args.exc_value
-    if not (isinstance(error, OSError) and error.errno in WRITE_ERRORS):
-        sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
-
-
-def _file_being_written(error: BaseException, run_folder: Optional[Path]) -> str:
-    """The file whose write failed, found from the code that was writing it: their writers do not say."""
-    traceback, writer = error.__traceback__, None
-    while traceback is not None:
-        frame = traceback.tb_frame
-        if frame.f_globals.get("__name__", "").startswith("tensorboard.summary.writer"):
-            writer = "events"
-        elif isinstance(frame.f_locals.get("self"), SaveConfigCallback):
-            writer = "config"
-        traceback = traceback.tb_next
-    if run_folder is None or writer is None:
-        return f"a file in {run_folder}" if run_folder else "a file of the run"
-    if writer == "config":
-        return str(run_folder / "config.yaml")
-    events = sorted(run_folder.glob("events.out.tfevents.*"), key=lambda path: path.stat().st_mtime)
-    return str(events[-1]) if events else f"the TensorBoard event file in {run_folder}"
-
-
-def _stopped_message(stop: TrainingStopped, command_line: list[str]) -> str:
-    if stop.checkpoint is None:
-        return f"{stop}; the run keeps no checkpoints, so nothing was saved"
-    kept = []
-    skip = False
-    for argument in command_line:  # the same command, with the checkpoint in place of any --ckpt_path
-        if skip:
-            skip = False
-        elif argument == "--ckpt_path":
-            skip = True
-        elif not argument.startswith("--ckpt_path="):
-            kept.append(argument)
-    resume = shlex.join(["python", "-m", "lit_mnist", *kept, "--ckpt_path", str(stop.checkpoint)])
-    return f"{stop}; {stop.checkpoint} holds it. Resume with: {resume}"

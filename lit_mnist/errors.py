@@ -1,5 +1,7 @@
-"""The exceptions whose message is shown to the user as is, in one line without a traceback, and their exit codes."""
+"""The exceptions whose message is shown to the user as is, in one line without a traceback, their exit codes, and
+how a failed write is recognised."""
 
+import errno
 from pathlib import Path
 from typing import Optional
 
@@ -30,3 +32,19 @@ class TrainingStopped(UserError):
         super().__init__(f"{signal_name} stopped training at step {step}")
         self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
         self.exit_code = 128 + signal_number
+
+
+# What a file that cannot be written fails with: disk full, over a file-size limit or quota, permission lost,
+# a file system gone read-only or bad.
+WRITE_ERRORS = {errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO}
+
+
+def os_error_of(error: BaseException) -> Optional[OSError]:
+    """The OSError behind an exception: torch.save reports a failed write as a RuntimeError raised while handling it."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        if isinstance(error, OSError):
+            return error
+        seen.add(id(error))
+        error = error.__cause__ or (None if error.__suppress_context__ else error.__context__)
+    return None
