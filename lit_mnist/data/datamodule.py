@@ -12,8 +12,8 @@ from torchvision.datasets import MNIST
 from lit_mnist.data import mnist_files
 from lit_mnist.data.augment import random_distortion
 from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
-from lit_mnist.errors import UserError
 from lit_mnist.data.images import UnreadableImage, read_digit
+from lit_mnist.errors import UserError
 from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
 
 
