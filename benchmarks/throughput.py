@@ -48,17 +48,33 @@ from lit_mnist.tensorboard.extras import TensorBoardExtras  # noqa: E402
 
 
 class StepTimer(pl.Callback):
-    """Seconds from the start of step `warmup` to the end of training."""
+    """Seconds from the start of step `warmup` to the end of training, and the seconds per step of each stretch of
+    STRETCH steps after it."""
+
+    STRETCH = 25
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.seconds = warmup, None, None
+        self.stretches: list[float] = []
+        self._stretch_start: float | None = None
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         if trainer.global_step == self.warmup and self.start is None:
-            self.start = time.perf_counter()
+            self.start = self._stretch_start = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if self._stretch_start is not None and (trainer.global_step - self.warmup) % self.STRETCH == 0:
+            now = time.perf_counter()
+            self.stretches.append((now - self._stretch_start) / self.STRETCH)
+            self._stretch_start = now
 
     def on_train_end(self, trainer, pl_module) -> None:
         self.seconds = time.perf_counter() - self.start
+
+    def fastest_step(self) -> float:
+        """Seconds per step over the fastest tenth of the stretches: what the machine's slow spells, which only ever
+        add time, leave of the steps' own cost (stretches with a validation are among the slowest)."""
+        return sorted(self.stretches)[len(self.stretches) // 10]
 
 
 @contextmanager
@@ -125,6 +141,7 @@ class ProjectRun:
     extras_per_step: float = 0.0  # seconds inside the extras' hooks per training step
     extras_per_drawing: float = 0.0  # seconds of one drawing of histograms and units after a validation
     steps_per_epoch: int = 0
+    fastest_step: float = 0.0  # seconds per step over the fastest tenth of 25-step stretches
 
 
 def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> ProjectRun:
@@ -158,6 +175,7 @@ def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> Proj
         extras_per_step=clock.step_seconds / (steps - warmup),
         extras_per_drawing=clock.drawing_seconds / max(clock.drawings, 1),
         steps_per_epoch=cli.trainer.num_training_batches,
+        fastest_step=timer.fastest_step(),
     )
 
 
@@ -286,15 +304,18 @@ def main() -> None:
     rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "e": []}
     test_seconds: dict[str, list[float]] = {"b": [], "e": []}
     with_extras: list[ProjectRun] = []
+    fastest: dict[str, list[float]] = {"b": [], "e": []}
     for round_number in range(1, args.rounds + 1):
         rates["a"].append(plain(data, args.steps, args.warmup))
         with_extras.append(project(data_dir, args.steps, args.warmup))
         rates["b"].append(with_extras[-1].steps_per_second)
+        fastest["b"].append(with_extras[-1].fastest_step)
         test_seconds["b"].append(with_extras[-1].test_seconds)
         rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
         rates["d"].append(bare(data, args.steps, args.warmup))
         without = project(data_dir, args.steps, args.warmup, extras=False)
         rates["e"].append(without.steps_per_second)
+        fastest["e"].append(without.fastest_step)
         test_seconds["e"].append(without.test_seconds)
         print(
             f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
@@ -311,6 +332,11 @@ def main() -> None:
     print(f"(e) fit, TensorBoard extras off {e:5.1f} steps/s   b/e = {b / e:.3f}   (extras' cost on training)")
     ratios = [rb / re for rb, re in zip(rates["b"], rates["e"])]
     print(f"    b/e round by round: {', '.join(f'{ratio:.3f}' for ratio in ratios)}")
+    steady = [off / on for on, off in zip(fastest["b"], fastest["e"])]
+    print(
+        f"    b/e over each run's fastest tenth of {StepTimer.STRETCH}-step stretches: "
+        f"{', '.join(f'{ratio:.3f}' for ratio in steady)} (median {statistics.median(steady):.3f})"
+    )
     # The extras' cost counted inside their hooks, which the machine's noise does not hide, and what it comes to
     # over the seed run: 5,000 steps, a drawing at the start and after each validation (each epoch and the last step).
     per_step = statistics.median(run.extras_per_step for run in with_extras)
