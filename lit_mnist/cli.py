@@ -18,7 +18,7 @@ from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import MisconfigurationException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary
 from lit_mnist.checkpointing import AtomicCheckpointIO
@@ -383,3 +383,6 @@ def main(args: Optional[list[str]] = None) -> None:
     except KeyboardInterrupt:  # Ctrl-C before training started, or after it ended: nothing to save
         sys.stderr.write("error: interrupted\n")
         sys.exit(128 + signal.SIGINT)
+    except SIGTERMException:  # Lightning's, outside training (the test pass): a SystemExit that would exit with 0
+        sys.stderr.write("error: stopped by SIGTERM\n")
+        sys.exit(128 + signal.SIGTERM)

@@ -51,3 +51,11 @@ class SignalAtStep(Callback):
     def on_save_checkpoint(self, trainer, pl_module, checkpoint) -> None:
         if self.sent and self.again_while_saving:
             os.kill(os.getpid(), self.number)
+
+
+class SignalAtTestBatch(Callback):
+    """Sends its own process SIGTERM as the test pass's first batch starts, after training has ended."""
+
+    def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)

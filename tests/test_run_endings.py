@@ -104,3 +104,12 @@ def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, t
                      file_size_limit=1000)  # fmt: skip
     assert result.returncode == 4, result.stderr
     assert one_error_line(result) == f"error: cannot write lightning_logs/version_0/config.yaml: {FILE_TOO_LARGE}"
+
+
+def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path):
+    """After training there is nothing to save; Lightning's own handler stops the test, and the exit code says so."""
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+                     "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 143, result.stderr
+    assert one_error_line(result) == "error: stopped by SIGTERM"
+    assert torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 30
