@@ -1,7 +1,7 @@
-"""Lightning's Trainer with the two commands this project adds: predictions printed, and the LR finder.
+"""Lightning's Trainer with the commands this project adds: predictions printed, the LR finder, and ONNX export.
 
 LightningCLI makes a subcommand of each Trainer method it is told about, with the method's arguments as options, so
-both live here.
+they live here.
 """
 
 import math
@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import lightning.pytorch as pl
+import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
@@ -16,6 +17,7 @@ from matplotlib.figure import Figure
 from lit_mnist.errors import UserError
 from lit_mnist.model import PositiveFiniteFloat
 from lit_mnist.predictions import PredictionWriter
+from lit_mnist.serving.onnx_export import export_onnx
 
 
 class Trainer(pl.Trainer):
@@ -92,6 +94,29 @@ class Trainer(pl.Trainer):
             raise UserError(f"--output {output} already exists; choose another file name or move it away")
         self.callbacks.append(PredictionWriter(output))
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
+
+    def export(
+        self,
+        model: pl.LightningModule,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        ckpt_path: Optional[str] = None,
+        output: Path = Path("model.onnx"),
+    ) -> None:
+        """Export a checkpoint's network as ONNX, for ONNX Runtime and other tools outside Python's training stack.
+
+        The file's input is ``images`` (float32, N x 1 x 28 x 28, pixels in [0, 1], any N) and its output ``logits``
+        (N x 10), as the model's forward. An existing file is never overwritten.
+
+        Args:
+            ckpt_path: The checkpoint to export (a run's last.ckpt or a best one).
+            output: The ONNX file to create.
+        """
+        if ckpt_path is None:
+            raise UserError("export needs a checkpoint: give it with --ckpt_path (a run's checkpoints/last.ckpt)")
+        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(checkpoint["state_dict"])
+        export_onnx(model, Path(output))
+        print(f"Exported {ckpt_path} to {output}")
 
     def lr_find(
         self,

@@ -87,3 +87,23 @@ def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_d
     assert predicted.keys() == labels.keys()
     right = sum(predicted[name] == label for name, label in labels.items())
     assert right >= 0.95 * len(labels), f"{right} of {len(labels)} right"
+
+
+def test_the_onnx_export_gives_the_checkpoints_logits_on_the_10000_test_digits(real_data, short_tuned_run, tmp_path):
+    import onnxruntime
+    from torchvision.datasets import MNIST
+
+    from lit_mnist.model import MNISTClassifier
+
+    work, _ = short_tuned_run
+    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "model.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    images = MNIST(str(real_data), train=False).data.unsqueeze(1).float() / 255
+    session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))
+    (logits,) = session.run(["logits"], {"images": images.numpy()})
+    model = MNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    with torch.no_grad():
+        expected = model(images)
+    assert logits.shape == (10_000, 10)
+    assert (torch.from_numpy(logits) - expected).abs().max() <= 1e-4

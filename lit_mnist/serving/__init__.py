@@ -1,0 +1,1 @@
+"""Using a trained network outside this project's Python: its ONNX export."""

@@ -1,0 +1,44 @@
+"""The network as an ONNX file, for ONNX Runtime and any other ONNX consumer."""
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+from lightning.pytorch import LightningModule
+
+from lit_mnist.errors import UserError
+from lit_mnist.model import IMAGE_SIZE
+
+INPUT_NAME, OUTPUT_NAME = "images", "logits"
+
+
+def export_onnx(model: LightningModule, output: Path) -> None:
+    """Writes ``model``'s forward to ``output`` as ONNX: input ``images``, float32 (N, 1, 28, 28) with pixels in
+    [0, 1] and any N; output ``logits`` (N, 10). An existing file is never replaced.
+    """
+    if output.exists():
+        raise UserError(f"--output {output} exists already: give a new file name, or remove it first")
+    if not output.parent.is_dir():
+        raise UserError(f"--output {output}: no folder {output.parent}")
+    model = model.cpu().eval()
+    example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
+    program = torch.onnx.export(
+        model,
+        (example,),
+        dynamo=True,
+        verbose=False,
+        input_names=[INPUT_NAME],
+        output_names=[OUTPUT_NAME],
+        dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
+    )
+    # Written beside the target, then linked to its name, which fails if a file of that name appeared meanwhile.
+    handle, partial = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
+    os.close(handle)
+    try:
+        program.save(partial)
+        os.link(partial, output)
+    except FileExistsError:
+        raise UserError(f"--output {output} exists already: give a new file name, or remove it first") from None
+    finally:
+        os.unlink(partial)

@@ -1,0 +1,65 @@
+"""`export`: the checkpoint's network as an ONNX file that ONNX Runtime runs as the checkpoint does."""
+
+from pathlib import Path
+
+import onnxruntime
+import pytest
+import torch
+
+from lit_mnist.model import MNISTClassifier
+from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    work = tmp_path_factory.mktemp("fit")
+    data = write_tiny_mnist(work / "data")
+    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
+                     "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_logits(checkpoint, tmp_path):
+    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "digits.onnx", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["digits.onnx"]  # no run folder, no leftovers
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
+    (images,), (logits,) = session.get_inputs(), session.get_outputs()
+    assert (images.name, images.type, images.shape[1:]) == ("images", "tensor(float)", [1, 28, 28])
+    assert (logits.name, logits.shape[1:]) == ("logits", [10])
+    model = MNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    for count in (1, 37):
+        pixels = torch.rand(count, 1, 28, 28, generator=torch.Generator().manual_seed(count))
+        (exported,) = session.run(["logits"], {"images": pixels.numpy()})
+        with torch.no_grad():
+            assert (torch.from_numpy(exported) - model(pixels)).abs().max() <= 1e-4
+
+
+def test_export_never_overwrites_and_needs_a_checkpoint(checkpoint, tmp_path):
+    (tmp_path / "mine.onnx").write_text("the user's own file")
+    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "mine.onnx", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == "error: --output mine.onnx exists already: give a new file name, or remove it first"
+    assert (tmp_path / "mine.onnx").read_text() == "the user's own file"
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["mine.onnx"]
+    missing = run_cli("export", "--output", "new.onnx", cwd=tmp_path)
+    assert missing.returncode == 2 and missing.stderr.strip().startswith("error: export needs a checkpoint")
+
+
+def test_the_readmes_onnxruntime_example_reads_a_digit(checkpoint, tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    from tests.conftest import REPO, make_digits
+
+    readme = (REPO / "README.md").read_text()
+    example = next(block for block in readme.split("```python\n")[1:] if "onnxruntime" in block).split("```")[0]
+    assert run_cli("export", "--ckpt_path", str(checkpoint), cwd=tmp_path).returncode == 0  # model.onnx
+    images, _ = make_digits(1, seed=3)
+    Image.fromarray(images[0].to(torch.uint8).numpy()).save(tmp_path / "my_digit.png")
+    monkeypatch.chdir(tmp_path)
+    exec(example, {})
+    model = MNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+    with torch.no_grad():
+        expected = int(model(images[None].float() / 255).argmax())
+    assert capsys.readouterr().out == f"digit: {expected}\n"
