@@ -80,8 +80,8 @@ def test_every_readme_command_runs_clean(real_data, tmp_path):
         ran.append(command)
 
     assert "python -m lit_mnist lr_find --config configs/tuned.yaml --data.data_dir ../shared/data" in ran
-    # Nothing but the runs, and the pictures the test made: no data folder, no stray files.
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["configs", "lightning_logs", "my_digits"]
+    # Nothing but the runs, the exported network and the pictures the test made: no data folder, no stray files.
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["configs", "lightning_logs", "model.onnx", "my_digits"]
 
 
 @pytest.mark.parametrize(
