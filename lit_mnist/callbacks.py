@@ -81,14 +81,20 @@ class RNGStateCheckpoint(Callback):
             torch.cuda.set_rng_state(states["cuda"][rank].clone())
 
 
-def save_last_checkpoint(trainer: Trainer) -> Optional[Path]:
-    """Writes the run's ``checkpoints/last.ckpt`` at the current step (with everything an exact resume needs) and
-    returns its path; None in a run without checkpointing."""
+def last_checkpoint_path(trainer: Trainer) -> Optional[Path]:
+    """Where the run keeps its ``last.ckpt`` (which may not exist yet); None in a run without checkpointing."""
     checkpoint = trainer.checkpoint_callback
     if checkpoint is None or checkpoint.dirpath is None:
         return None
-    path = Path(checkpoint.dirpath) / "last.ckpt"
-    trainer.save_checkpoint(path, weights_only=False)
+    return Path(checkpoint.dirpath) / "last.ckpt"
+
+
+def save_last_checkpoint(trainer: Trainer) -> Optional[Path]:
+    """Writes the run's ``checkpoints/last.ckpt`` at the current step (with everything an exact resume needs) and
+    returns its path; None in a run without checkpointing."""
+    path = last_checkpoint_path(trainer)
+    if path is not None:
+        trainer.save_checkpoint(path, weights_only=False)
     return path
 
 

@@ -53,8 +53,8 @@ CHECKPOINT_DEFAULTS = {
     "auto_insert_metric_name": False,
 }
 SEED = 42
-# The subcommands that train nothing, and so write nothing: they print their figures.
-EVALUATIONS = ("validate", "test", "predict", "export")
+# The subcommands that train nothing, and so make no run: no run folder, config.yaml or checkpoint.
+NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export")
 
 # Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
 # no user of this project can act on (Lightning has to change), so it is not shown.
@@ -229,7 +229,7 @@ class LitMNISTCLI(LightningCLI):
         config = self._of_subcommand(self.config)
         runs = self._runs_folder(config)
         logger = config.trainer.logger
-        if self.subcommand in EVALUATIONS or runs is None or logger.init_args.get("version") is not None:
+        if self.subcommand in NO_RUN_SUBCOMMANDS or runs is None or logger.init_args.get("version") is not None:
             return
         if rank_zero_only.rank != 0:
             return  # other processes never write; Lightning takes the run's folder from process 0
@@ -241,19 +241,19 @@ class LitMNISTCLI(LightningCLI):
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._of_subcommand(self.config_init).get("trainer") or {}
         callbacks = list(config.get("callbacks") or [])
-        if self.subcommand in EVALUATIONS:
-            # Evaluating trains nothing: no run folder, config.yaml or checkpoint; the figures are printed.
+        if self.subcommand in NO_RUN_SUBCOMMANDS:
+            # They train nothing: no run folder, config.yaml or checkpoint; their results are printed or written.
             config["logger"] = False
             config["enable_checkpointing"] = False
             self.save_config_callback = None
             # Lightning asks for the checkpoint callbacks of the run that made the checkpoint: they matter when
-            # training goes on from it, not for evaluating it.
+            # training goes on from it, not for evaluating or exporting it.
             warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
         if self.subcommand == "predict":
             config["enable_progress_bar"] = False  # predictions are printed: no bar among them
         extras = self._of_subcommand(self.config_init).get("tensorboard")
         has_logger = config.get("logger") not in (None, False)
-        if extras is not None and extras.learning_rate and has_logger and self.subcommand not in EVALUATIONS:
+        if extras is not None and extras.learning_rate and has_logger and self.subcommand not in NO_RUN_SUBCOMMANDS:
             callbacks.append(LearningRateMonitor(logging_interval="step", log_momentum=True))
             kwargs["callbacks"] = callbacks
         wants_bar = config.get("enable_progress_bar") is not False

@@ -13,7 +13,7 @@ import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 
-from lit_mnist.callbacks import save_last_checkpoint
+from lit_mnist.callbacks import last_checkpoint_path, save_last_checkpoint
 from lit_mnist.errors import WRITE_ERRORS, TrainingDiverged, TrainingStopped, WriteFailed, os_error_of
 
 
@@ -59,7 +59,7 @@ class DivergenceCheck(Callback):
             if learning_rate
             else "try a lower --model.learning_rate"
         )
-        saved = _last_checkpoint(trainer)
+        saved = _saved_last_checkpoint(trainer)
         kept = f"{saved[0]} holds step {saved[1]}, the last state saved" if saved else "no checkpoint was saved before"
         raise TrainingDiverged(
             f"training diverged at step {trainer.global_step}: {what}; {advice}, or --divergence.stop false to "
@@ -67,9 +67,9 @@ class DivergenceCheck(Callback):
         )
 
 
-def _last_checkpoint(trainer: Trainer) -> Optional[tuple[Path, int]]:
-    checkpoint = trainer.checkpoint_callback
-    path = Path(checkpoint.dirpath) / "last.ckpt" if checkpoint is not None and checkpoint.dirpath else None
+def _saved_last_checkpoint(trainer: Trainer) -> Optional[tuple[Path, int]]:
+    """The run's last.ckpt and the step it holds, if one was saved."""
+    path = last_checkpoint_path(trainer)
     if path is None or not path.is_file():
         return None
     return path, torch.load(path, map_location="cpu", weights_only=True)["global_step"]
@@ -118,7 +118,11 @@ class SignalStop(Callback):
 
     def _stop(self, trainer: Trainer, save: bool) -> None:
         number = self._received
-        path = save_last_checkpoint(trainer) if save else _last_checkpoint_path(trainer)
+        if save:
+            path = save_last_checkpoint(trainer)
+        else:  # the final step's, saved already
+            path = last_checkpoint_path(trainer)
+            path = path if path is not None and path.is_file() else None
         self._restore()
         raise TrainingStopped(signal.Signals(number).name, trainer.global_step, path, number)
 
@@ -126,11 +130,6 @@ class SignalStop(Callback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
-
-
-def _last_checkpoint_path(trainer: Trainer) -> Optional[Path]:
-    saved = _last_checkpoint(trainer)
-    return saved[0] if saved else None
 
 
 def write_failure(error: BaseException, run_folder: Optional[Path]) -> Optional[WriteFailed]:
