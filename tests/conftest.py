@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 # The real MNIST copy beside the checkout (CI has it); LIT_MNIST_REAL_DATA overrides the location.
 REAL_DATA = Path(os.environ.get("LIT_MNIST_REAL_DATA", REPO.parent / "shared" / "data"))
+CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
 
 
 def write_idx(path: Path, array: torch.Tensor) -> None:
@@ -140,3 +142,65 @@ def tensorboard(logdir: Path, runs: list[str], *args: str) -> Iterator[str]:
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def checkpoint(tmp_path_factory) -> Path:
+    """A network fitted briefly on tiny data (He initialisation, so that its logits are of ordinary size): the
+    plumbing of predict, export and serve needs a checkpoint, not a good one."""
+    work = tmp_path_factory.mktemp("fit")
+    data = write_tiny_mnist(work / "data")
+    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
+                     "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+
+
+@pytest.fixture(scope="session")
+def short_tuned_run(real_data, tmp_path_factory) -> tuple[Path, str]:
+    """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): its folder and printed output, shared by several tests."""
+    work = tmp_path_factory.mktemp("tuned")
+    result = run_cli(
+        "fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--data.data_dir", str(real_data),
+        "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return work, result.stdout
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium driven by Playwright; outside CI a missing one skips, in CI it fails."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    if sync_playwright is None or not CHROMIUM.is_file():
+        missing = "Playwright for Python" if sync_playwright is None else f"Chromium at {CHROMIUM}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing} is needed in CI (.ci/run installs it)")
+        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[dev]')")
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+def launch_chromium(playwright):
+    """Debian's headless Chromium, kept off the network, which this machine does not have."""
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
+        "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync",
+    ])  # fmt: skip
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """A small PNG that decodes to width x height black pixels, made row by row without ever holding them."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    compressor, row = zlib.compressobj(9), b"\0" * (width + 1)  # filter byte 0, then the row's grey values
+    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")

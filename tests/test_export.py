@@ -1,23 +1,10 @@
 """`export`: the checkpoint's network as an ONNX file that ONNX Runtime runs as the checkpoint does."""
 
-from pathlib import Path
-
 import onnxruntime
-import pytest
 import torch
 
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import TINY_ARGS, run_cli, write_tiny_mnist
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    work = tmp_path_factory.mktemp("fit")
-    data = write_tiny_mnist(work / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
-                     "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+from tests.conftest import run_cli
 
 
 def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_logits(checkpoint, tmp_path):

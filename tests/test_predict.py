@@ -2,10 +2,8 @@
 
 import csv
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
@@ -14,19 +12,7 @@ from PIL import Image
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import REPO, TINY_ARGS, run_cli, write_tiny_mnist
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """A network fitted briefly on tiny data: predict's plumbing needs a checkpoint, not a good one."""
-    work = tmp_path_factory.mktemp("fit")
-    data = write_tiny_mnist(work / "data")
-    result = run_cli(
-        "fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false", cwd=work
-    )
-    assert result.returncode == 0, result.stderr
-    return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+from tests.conftest import REPO, bomb_png, run_cli
 
 
 def write_digit_png(path: Path, seed: int) -> None:
@@ -115,18 +101,6 @@ def test_bad_predict_input_gets_one_line_and_nothing_is_overwritten(checkpoint, 
     assert (tmp_path / "taken.csv").read_text() == "precious"
 
 
-def write_bomb_png(path: Path, width: int, height: int) -> None:
-    """A small PNG that decodes to width x height black pixels, written row by row without ever holding them."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    compressor, row = zlib.compressobj(9), b"\0" * (width + 1)  # filter byte 0, then the row's grey values
-    pixels = b"".join(compressor.compress(row) for _ in range(height)) + compressor.flush()
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b""))
-
-
 # Runs a command and prints its exit code and its peak resident memory in KiB (wait4 reports the child's own peak).
 PEAK_MEMORY = """
 import os, subprocess, sys
@@ -141,8 +115,9 @@ def test_a_folder_of_bad_files_and_ten_thousand_images_stays_within_memory(check
     images.mkdir()
     for index in range(10_000):
         write_digit_png(images / f"digit{index:05}.png", index % 10)
-    write_bomb_png(images / "bomb-400-megapixels.png", 20_000, 20_000)  # over twice Pillow's limit: it refuses
-    write_bomb_png(images / "bomb-100-megapixels.png", 10_000, 10_000)  # over its limit, which Pillow only warns of
+    # Over twice Pillow's limit, which it refuses; over its limit, which Pillow only warns of.
+    (images / "bomb-400-megapixels.png").write_bytes(bomb_png(20_000, 20_000))
+    (images / "bomb-100-megapixels.png").write_bytes(bomb_png(10_000, 10_000))
     (images / "empty.png").write_bytes(b"")
     (images / "loop.png").symlink_to(images / "loop.png")
     assert (images / "bomb-400-megapixels.png").stat().st_size < 1_000_000

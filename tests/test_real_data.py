@@ -2,7 +2,6 @@
 
 from pathlib import Path
 
-import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule
@@ -36,18 +35,6 @@ def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
     assert result.returncode == 0, result.stderr
     accuracy = reported(result.stdout, "acc/test")
     assert 0.80 <= accuracy <= 0.92
-
-
-@pytest.fixture(scope="module")
-def short_tuned_run(real_data, tmp_path_factory) -> tuple[Path, str]:
-    """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): its folder and printed output, shared by two tests."""
-    work = tmp_path_factory.mktemp("tuned")
-    result = run_cli(
-        "fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work, timeout=600,
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return work, result.stdout
 
 
 def test_the_tuned_recipe_learns_fast_on_real_digits(short_tuned_run):

@@ -1,6 +1,5 @@
 """What a real `tensorboard --logdir` server shows of two runs with different settings, also in a real browser."""
 
-import os
 import re
 import time
 import urllib.request
@@ -8,12 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ARGS, get_json, run_cli, tensorboard, write_tiny_mnist
+from tests.conftest import TINY_ARGS, get_json, launch_chromium, run_cli, tensorboard, write_tiny_mnist
 
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
 RUNS = ["version_0", "version_1"]
-CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
 
 
 @pytest.fixture(scope="module")
@@ -100,28 +98,6 @@ def wait_until_shown(page, dashboard: str, timeout: float = 60) -> None:
     raise AssertionError(f"{dashboard}: {getattr(text, 'pattern', text)!r} not shown within {timeout} s")
 
 
-@pytest.fixture(scope="module")
-def browser():
-    """Debian's Chromium driven by Playwright; outside CI a missing one skips, in CI it fails."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        sync_playwright = None
-    if sync_playwright is None or not CHROMIUM.is_file():
-        missing = "Playwright for Python" if sync_playwright is None else f"Chromium at {CHROMIUM}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{missing} is needed in CI (.ci/run installs it)")
-        pytest.skip(f"{missing} is not installed (apt-get install chromium; pip install -e '.[dev]')")
-    with sync_playwright() as playwright:
-        # The flags keep a headless Chromium off the network, which this machine does not have.
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=[
-            "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run", "--disable-sync",
-        ])  # fmt: skip
-        yield chromium
-        chromium.close()
-
-
 @pytest.mark.parametrize("dashboard", DASHBOARDS)
 def test_each_dashboard_renders_in_a_real_browser(server, browser, dashboard, tmp_path):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -141,7 +117,7 @@ def screenshots(logdir: Path, folder: Path) -> None:
     runs = sorted(path.name for path in logdir.iterdir() if path.is_dir())
     folder.mkdir(parents=True, exist_ok=True)
     with tensorboard(logdir, runs) as url, sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox", "--disable-gpu"])
+        chromium = launch_chromium(playwright)
         for dashboard in DASHBOARDS:
             page = chromium.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{url}/#{dashboard}")
