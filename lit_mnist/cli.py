@@ -54,7 +54,7 @@ CHECKPOINT_DEFAULTS = {
 }
 SEED = 42
 # The subcommands that train nothing, and so make no run: no run folder, config.yaml or checkpoint.
-NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export")
+NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export", "serve")
 
 # Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
 # no user of this project can act on (Lightning has to change), so it is not shown.
@@ -77,7 +77,7 @@ class OneLineErrorParser(LightningArgumentParser):
 
 
 class LitMNISTCLI(LightningCLI):
-    """``python -m lit_mnist {fit,validate,test,predict,lr_find,export}``: see the README for every option."""
+    """``python -m lit_mnist {fit,validate,test,predict,lr_find,export,serve}``: see the README for every option."""
 
     def __init__(self, args: Optional[list[str]] = None, **kwargs: Any) -> None:
         self._claimed_runs: list[Path] = []  # folders this command created for its run, innermost last
@@ -117,7 +117,8 @@ class LitMNISTCLI(LightningCLI):
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # Each subcommand is the Trainer method of that name; the set lists its arguments the CLI fills in itself.
-        return {**LightningCLI.subcommands(), "lr_find": {"model", "datamodule"}, "export": {"model", "datamodule"}}
+        filled_in = {"model", "datamodule"}
+        return {**LightningCLI.subcommands(), "lr_find": filled_in, "export": filled_in, "serve": filled_in}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(TensorBoardExtras, "tensorboard")

@@ -1,4 +1,5 @@
-"""Lightning's Trainer with the commands this project adds: predictions printed, the LR finder, and ONNX export.
+"""Lightning's Trainer with the commands this project adds: predictions printed, the LR finder, ONNX export and a
+server.
 
 LightningCLI makes a subcommand of each Trainer method it is told about, with the method's arguments as options, so
 they live here.
@@ -6,18 +7,21 @@ they live here.
 
 import math
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import PositiveInt, restricted_number_type
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 
 from lit_mnist.errors import UserError
-from lit_mnist.model import PositiveFiniteFloat
+from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
 from lit_mnist.predictions import PredictionWriter
 from lit_mnist.serving.onnx_export import export_onnx
+
+# Ports below 1024 need root on most systems; LitServe refuses them.
+Port = restricted_number_type("Port", int, [(">=", 1024), ("<=", 65535)])
 
 
 class Trainer(pl.Trainer):
@@ -111,12 +115,43 @@ class Trainer(pl.Trainer):
             ckpt_path: The checkpoint to export (a run's last.ckpt or a best one).
             output: The ONNX file to create.
         """
-        if ckpt_path is None:
-            raise UserError("export needs a checkpoint: give it with --ckpt_path (a run's checkpoints/last.ckpt)")
-        checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
-        model.load_state_dict(checkpoint["state_dict"])
+        _load_weights(model, ckpt_path, "export")
         export_onnx(model, Path(output))
         print(f"Exported {ckpt_path} to {output}")
+
+    def serve(
+        self,
+        model: pl.LightningModule,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        ckpt_path: Optional[str] = None,
+        host: Literal["127.0.0.1", "0.0.0.0", "::"] = "127.0.0.1",
+        port: Port = 8000,
+        max_batch_size: PositiveInt = 8,
+        batch_timeout: NonNegativeFiniteFloat = 0.002,
+        workers: PositiveInt = 1,
+        access_log: bool = False,
+    ) -> None:
+        """Serve a checkpoint's network: a page to draw digits on at /, and the HTTP API POST /predict.
+
+        The API takes {"image": "<base64 of a PNG or JPEG file>"} and answers {"digit", "probabilities",
+        "preview"}; each picture is prepared exactly as predict prepares files. Ctrl-C or SIGTERM stops the server.
+
+        Args:
+            ckpt_path: The checkpoint to serve (a run's last.ckpt or a best one).
+            host: The address to listen on. 127.0.0.1 is this machine only; 0.0.0.0 (or :: for IPv6) is every
+                network this machine is on: anyone who can reach it can use the page and the API.
+            port: The TCP port (1024 to 65535).
+            max_batch_size: Most concurrent requests the network answers in one batch (1: each on its own).
+            batch_timeout: Seconds a batch waits for more requests before it runs.
+            workers: Inference worker processes, each with its own copy of the network.
+            access_log: Print a line for each request.
+        """
+        # Imported here: the web stack (LitServe, FastAPI, uvicorn) would add to every other command's start-up.
+        from lit_mnist.serving.server import build_server, serve
+
+        _load_weights(model, ckpt_path, "serve")
+        server = build_server(model, int(max_batch_size), float(batch_timeout), int(workers))
+        serve(server, host, int(port), access_log)
 
     def lr_find(
         self,
@@ -172,3 +207,11 @@ class Trainer(pl.Trainer):
             return None
         print(f"Suggested learning rate: {suggestion:.3g} (--model.learning_rate {suggestion:.3g}). Plot: {plot}")
         return suggestion
+
+
+def _load_weights(model: pl.LightningModule, ckpt_path: Optional[str], command: str) -> None:
+    """Load a checkpoint's weights into ``model`` (the CLI has built it with the checkpoint's hyperparameters)."""
+    if ckpt_path is None:
+        raise UserError(f"{command} needs a checkpoint: give it with --ckpt_path (a run's checkpoints/last.ckpt)")
+    checkpoint = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    model.load_state_dict(checkpoint["state_dict"])

@@ -12,7 +12,7 @@ from torchvision.datasets import MNIST
 from lit_mnist.data import mnist_files
 from lit_mnist.data.augment import random_distortion
 from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
-from lit_mnist.data.images import UnreadableImage, read_digit
+from lit_mnist.data.images import UnreadableImage, read_digit, to_model_input
 from lit_mnist.errors import UserError
 from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
 
@@ -157,7 +157,7 @@ class MNISTDataModule(LightningDataModule):
         if not isinstance(batch, (tuple, list)) or batch[0].dtype != torch.uint8:
             return batch
         images, *rest = batch
-        images = images.unsqueeze(1).float().div_(255)
+        images = to_model_input(images)
         if self.trainer.training and self.augments:
             hparams = self.hparams
             images = random_distortion(

@@ -6,7 +6,7 @@ gives grey edges), then placed in a 28x28 field so that their centre of mass sit
 
 import warnings
 from pathlib import Path
-from typing import Optional
+from typing import BinaryIO, Optional, Union
 
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -27,27 +27,39 @@ class UnreadableImage(Exception):
     """A file that is not an image, or an image with no digit in it."""
 
 
-def read_digit(path: Path) -> Tensor:
-    """Read an image file (any size, RGB or grey, either polarity) and return it as an MNIST digit: uint8 (28, 28)."""
-    if not path.is_file():  # a broken or looping link, a pipe or a device: nothing to open, or nothing to wait for
+def read_digit(source: Union[Path, BinaryIO], max_pixels: Optional[int] = None) -> Tensor:
+    """Read an image (a file, or its bytes: any size, RGB or grey, either polarity) as an MNIST digit: uint8 (28, 28).
+
+    Images of more than ``max_pixels`` pixels are refused before they are decoded (by default, Pillow's limit).
+    """
+    if isinstance(source, Path) and not source.is_file():
+        # A broken or looping link, a pipe or a device: nothing to open, or nothing to wait for.
         raise UnreadableImage("not a regular file (a broken or looping link?)")
     try:
         # Pillow only warns about images between MAX_IMAGE_PIXELS and twice that, and decodes them (hundreds of MB).
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            opened = Image.open(path)
+            opened = Image.open(source)
         with opened:
+            width, height = opened.size
+            if max_pixels is not None and width * height > max_pixels:
+                raise UnreadableImage(f"too large to read safely ({width} x {height} pixels, more than {max_pixels})")
             image = ImageOps.exif_transpose(opened)  # photos from phones are often stored sideways
             # A digit drawn on a transparent background: the opaque pixels are the ink, whatever their colour.
             alpha = _transparency(image)
             grey = image.convert("L") if alpha is None else alpha
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
         raise UnreadableImage(f"too large to read safely ({_reason(error)})") from None
-    except UnidentifiedImageError as error:
-        raise UnreadableImage(f"not an image ({_reason(error)})") from None
+    except UnidentifiedImageError:  # Pillow's message only repeats the file's name, or an object's
+        raise UnreadableImage("not an image (in no format Pillow reads)") from None
     except (OSError, ValueError) as error:  # truncated or damaged files, unsupported modes
         raise UnreadableImage(f"not a readable image ({_reason(error)})") from None
     return to_mnist_digit(pil_to_tensor(grey)[0])
+
+
+def to_model_input(digits: Tensor) -> Tensor:
+    """uint8 digits (N, 28, 28) as the network takes them: float (N, 1, 28, 28) with pixels in [0, 1]."""
+    return digits.unsqueeze(1).float().div_(255)
 
 
 def to_mnist_digit(grey: Tensor) -> Tensor:

@@ -1,0 +1,300 @@
+"""`serve`: the real server in a subprocess on a free loopback port, its API, its page, and how it stops."""
+
+import base64
+import contextlib
+import csv
+import io
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.v2.functional import pil_to_tensor, resize
+
+from lit_mnist.data.images import read_digit
+from lit_mnist.model import MNISTClassifier
+from tests.conftest import REPO, bomb_png, free_port, make_digits, run_cli
+
+START_SECONDS = 180  # a worker process loads torch and the network: slow on a busy machine
+
+
+class Server:
+    """A running `python -m lit_mnist serve`: its address, its process, and what it has printed."""
+
+    def __init__(self, process: subprocess.Popen, url: str) -> None:
+        self.process, self.url = process, url
+
+    def post(self, body: bytes, content_type: str = "application/json") -> tuple[int, dict]:
+        """POST raw bytes to /predict: the status and the JSON answer."""
+        request = urllib.request.Request(f"{self.url}/predict", data=body, headers={"Content-Type": content_type})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as answer:
+                return answer.status, json.loads(answer.read())
+        except urllib.error.HTTPError as error:
+            assert error.headers["Content-Type"] == "application/json", error.read()
+            return error.code, json.loads(error.read())
+
+    def predict(self, picture: bytes) -> dict:
+        status, answer = self.post(json.dumps({"image": base64.b64encode(picture).decode()}).encode())
+        assert status == 200, answer
+        return answer
+
+
+@contextlib.contextmanager
+def serving(checkpoint: Path, *args: str, cwd: Path) -> Iterator[Server]:
+    """The server, up once /health answers; stopped with SIGTERM at the end, which must end it cleanly."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(process, url)
+        yield Server(process, url)
+    finally:
+        stopped = stop(process, signal.SIGTERM, group=False)
+    assert stopped.returncode == 0, stopped.stderr
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+
+
+def wait_for_health(process: subprocess.Popen, url: str) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        with contextlib.suppress(OSError):
+            with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                if answer.status == 200:
+                    return
+        assert process.poll() is None, f"the server stopped: {process.communicate()}"
+        assert time.monotonic() < deadline, f"no answer from {url}/health within {START_SECONDS} s"
+        time.sleep(0.2)
+
+
+def stop(process: subprocess.Popen, signum: int, group: bool) -> subprocess.CompletedProcess:
+    """Send the signal (to the whole process group, as a terminal's Ctrl-C does, or to the server alone); return
+    how it ended, after checking that none of its processes is left."""
+    if group:
+        os.killpg(process.pid, signum)
+    else:
+        process.send_signal(signum)
+    try:
+        out, err = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+        raise AssertionError(f"the server did not stop within 60 s of signal {signum}: {err}")
+    deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once it sees the server gone
+    while _processes_in_group(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _processes_in_group(process.pid), "processes of the server are left running"
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def _processes_in_group(group: int) -> list[str]:
+    return subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True).stdout.split()
+
+
+def picture(digit: torch.Tensor, size: int = 280, suffix: str = ".png") -> bytes:
+    """A 28x28 MNIST digit as a user would draw or photograph it: larger, dark on light, as PNG or JPEG bytes."""
+    large = 255 - resize(digit[None].to(torch.uint8), [size, size], antialias=True)[0]
+    buffer = io.BytesIO()
+    Image.fromarray(large.numpy()).save(buffer, format="PNG" if suffix == ".png" else "JPEG")
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def server(checkpoint, tmp_path_factory) -> Iterator[Server]:
+    with serving(checkpoint, cwd=tmp_path_factory.mktemp("serve")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def network(checkpoint) -> MNISTClassifier:
+    return MNISTClassifier.load_from_checkpoint(checkpoint, map_location="cpu", weights_only=True).eval()
+
+
+def test_a_picture_gets_its_digit_the_probabilities_and_the_28x28_digit_the_network_saw(server, network, tmp_path):
+    images, _ = make_digits(1, seed=5)
+    file = tmp_path / "digit.png"
+    file.write_bytes(picture(images[0]))
+    answer = server.predict(file.read_bytes())
+
+    assert sorted(answer) == ["digit", "preview", "probabilities"]
+    probabilities = torch.tensor(answer["probabilities"])
+    assert probabilities.shape == (10,) and abs(float(probabilities.sum()) - 1) < 1e-5
+    assert answer["digit"] == int(probabilities.argmax())
+    seen = pil_to_tensor(Image.open(io.BytesIO(base64.b64decode(answer["preview"]))))[0]
+    assert seen.dtype == torch.uint8 and torch.equal(seen, read_digit(file))  # predict's reading of the file
+    with torch.no_grad():
+        expected = network(read_digit(file).float().div(255)[None, None]).softmax(dim=1)[0]
+    assert (probabilities - expected).abs().max() < 1e-5
+
+
+def test_the_same_files_get_the_same_answers_as_predict(server, checkpoint, tmp_path):
+    images, _ = make_digits(12, seed=6)
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    for index, digit in enumerate(images):
+        suffix = ".jpg" if index % 2 else ".png"
+        (folder / f"{index:02d}{suffix}").write_bytes(picture(digit, size=100 + 20 * index, suffix=suffix))
+    result = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(folder),
+                     "--output", "predictions.csv", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "predictions.csv") as rows:
+        predicted = {Path(row["file"]).name: row for row in csv.DictReader(rows)}
+    assert len(predicted) == len(images)
+    for name, row in predicted.items():
+        answer = server.predict((folder / name).read_bytes())
+        assert answer["digit"] == int(row["digit"]), name
+        assert abs(max(answer["probabilities"]) - float(row["probability"])) < 1e-5, name
+
+
+def json_body(image: object) -> bytes:
+    return json.dumps({"image": image}).encode()
+
+
+def image_body(data: bytes) -> bytes:
+    return json_body(base64.b64encode(data).decode())
+
+
+def flat_png() -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (64, 64), 230).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+BAD_REQUESTS = {
+    "malformed JSON": (b'{"image": "iVBOR', 400, "not valid JSON"),
+    "not an object": (b"[1, 2]", 422, "valid dictionary"),
+    "no image": (b'{"picture": "aGk="}', 422, "image: Field required"),
+    "image not a string": (json_body(12345), 422, "image: Input should be a valid string"),
+    "image null": (json_body(None), 422, "image: Input should be a valid string"),
+    "not base64": (json_body("this is not base64!"), 400, "image is not base64"),
+    "empty image": (json_body(""), 400, "image is empty"),
+    "not an image": (image_body(b"%PDF-1.7 certainly not a picture"), 422, "image: not an image"),
+    "truncated PNG": (image_body(picture(make_digits(1, seed=4)[0][0])[:300]), 422, "image: not a readable image"),
+    "one flat shade": (image_body(flat_png()), 422, "no digit found"),
+    "over the body limit": (json_body("A" * 6_000_000), 413, "Payload too large"),
+    # 36 megapixels in 35 KB: under Pillow's own limit, over the server's
+    "decompression bomb": (image_body(bomb_png(6_000, 6_000)), 422, "too large to read safely"),
+    # 400 megapixels: over Pillow's limit
+    "larger bomb": (image_body(bomb_png(20_000, 20_000)), 422, "too large to read safely"),
+}
+
+
+@pytest.mark.parametrize("name", BAD_REQUESTS)
+def test_a_bad_request_gets_a_4xx_json_answer_that_says_what_is_wrong(server, name):
+    body, status, message = BAD_REQUESTS[name]
+    answered, answer = server.post(body)
+    assert answered == status, answer
+    assert list(answer) == ["detail"] and message in answer["detail"], answer
+    assert "Traceback" not in answer["detail"] and "\n" not in answer["detail"]
+
+
+def test_after_every_bad_request_the_server_still_answers_good_ones(server):
+    images, _ = make_digits(1, seed=8)
+    good = server.predict(picture(images[0]))
+    for body, status, _ in BAD_REQUESTS.values():
+        assert server.post(body)[0] == status
+    status, answer = server.post(b'{"image": "x"}', content_type="text/plain")
+    assert status == 415 and "Content-Type: application/json" in answer["detail"]
+    assert server.predict(picture(images[0])) == good
+
+
+def test_eight_concurrent_clients_get_their_own_answers_even_beside_bad_requests(server):
+    """Concurrent requests are answered in batches: a bad request in a batch must not fail the good ones in it."""
+    images, _ = make_digits(40, seed=9)
+    pictures = [picture(digit, size=56) for digit in images]
+    alone = [server.predict(data) for data in pictures]  # one at a time
+    requests = [("good", index) for index in range(len(pictures))] * 3
+    requests += [("bad", name) for name in BAD_REQUESTS if name not in ("over the body limit", "larger bomb")] * 2
+    requests.sort(key=lambda request: hash(request) % 97)  # good and bad interleaved
+
+    def send(request):
+        kind, key = request
+        if kind == "good":
+            return request, server.post(image_body(pictures[key]))
+        return request, server.post(BAD_REQUESTS[key][0])
+
+    with ThreadPoolExecutor(max_workers=8) as clients:
+        answers = list(clients.map(send, requests))
+    for (kind, key), (status, answer) in answers:
+        if kind == "good":
+            assert status == 200, answer
+            assert answer["digit"] == alone[key]["digit"]
+            assert max(abs(a - b) for a, b in zip(answer["probabilities"], alone[key]["probabilities"])) < 1e-5
+        else:
+            assert status == BAD_REQUESTS[key][1], (key, answer)
+
+
+def test_health_and_the_page_and_its_files_are_served_with_nothing_from_elsewhere(server):
+    with urllib.request.urlopen(f"{server.url}/health", timeout=10) as answer:
+        assert answer.status == 200
+    with urllib.request.urlopen(f"{server.url}/", timeout=10) as answer:
+        page = answer.read().decode()
+        assert answer.headers["Content-Type"].startswith("text/html")
+    for testid in ("canvas", "clear", "upload", "prediction", "preview"):
+        assert f'data-testid="{testid}"' in page
+    for asset in ("/static/draw.js", "/static/draw.css"):
+        assert asset in page
+        with urllib.request.urlopen(f"{server.url}{asset}", timeout=10) as answer:
+            text = answer.read().decode()
+        assert "http://" not in text and "https://" not in text  # works offline: no CDN, no web fonts
+    assert "http://" not in page and "https://" not in page
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_sigterm_stop_every_process_of_the_server_cleanly(checkpoint, tmp_path, signum):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    wait_for_health(process, f"http://127.0.0.1:{port}")
+    # Ctrl-C in a terminal signals every process of the group; `kill` and service managers signal the server.
+    stopped = stop(process, signum, group=signum == signal.SIGINT)
+    assert stopped.returncode == 0, stopped.stderr
+    assert stopped.stderr == "", stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert lines == [
+        f"Draw a digit at http://127.0.0.1:{port}/; the API is POST http://127.0.0.1:{port}/predict. "
+        "Ctrl-C stops the server.",
+        "Server stopped.",
+    ]
+    assert list(tmp_path.iterdir()) == []  # no client.py, no run folder
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind, past closed connections
+        probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
+
+
+def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = run_cli("serve", "--ckpt_path", str(checkpoint), "--port", str(port), cwd=tmp_path)
+    assert busy.returncode == 2 and busy.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}")
+    for args, message in [
+        (["--ckpt_path", str(checkpoint), "--port", "80"], '"port"'),
+        (["--ckpt_path", str(checkpoint), "--host", "example.com"], '"host"'),
+        (["--ckpt_path", str(checkpoint), "--max_batch_size", "0"], '"max_batch_size"'),
+        ([], "serve needs a checkpoint"),
+        (["--ckpt_path", str(tmp_path / "none.ckpt")], "no such file"),
+    ]:
+        result = run_cli("serve", *args, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert list(tmp_path.iterdir()) == []
