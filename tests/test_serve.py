@@ -5,6 +5,7 @@ import contextlib
 import csv
 import io
 import json
+import math
 import os
 import signal
 import socket
@@ -24,7 +25,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import REPO, bomb_png, free_port, make_digits, run_cli
+from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_cli
 
 START_SECONDS = 180  # a worker process loads torch and the network: slow on a busy machine
 
@@ -298,3 +299,128 @@ def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+# Digits as a hand would draw them on the page's 280 x 280 canvas: strokes of (x, y) points.
+ZERO = [[(140 + 55 * math.sin(2 * math.pi * t / 32), 140 - 85 * math.cos(2 * math.pi * t / 32)) for t in range(33)]]
+DRAWN = {1: [[(140, 50), (140, 230)]], 7: [[(80, 60), (200, 60), (125, 230)]], 0: ZERO}
+
+
+def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
+    """Draw strokes on the canvas with mouse events, a few pixels at a time as a hand moves."""
+    box = page.get_by_test_id("canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        (x, y), rest = stroke[0], stroke[1:]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in rest:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=8)
+        page.mouse.up()
+
+
+def draw_digit(page, digit: int) -> None:
+    """Draw one of DRAWN and wait for the page to show that digit as its guess."""
+    draw(page, DRAWN[digit])
+    page.wait_for_function(
+        "digit => document.querySelector('[data-testid=prediction]').textContent === String(digit)",
+        arg=digit, timeout=30_000,
+    )  # fmt: skip
+
+
+def shown(page) -> tuple[str, list[float], list[bool]]:
+    """The guess as shown, each bar's probability, and which bar is highlighted."""
+    prediction = page.get_by_test_id("prediction").inner_text()
+    rows = [page.get_by_test_id(f"probability-{digit}") for digit in range(10)]
+    return (
+        prediction,
+        [float(row.get_attribute("data-probability")) for row in rows],
+        ["top" in (row.get_attribute("class") or "") for row in rows],
+    )
+
+
+def wait_for_guess(page, not_this: str = "–") -> None:
+    page.wait_for_function(
+        "text => document.querySelector('[data-testid=prediction]').textContent !== text", arg=not_this, timeout=30_000
+    )
+
+
+@pytest.fixture(scope="module")
+def tuned_server(short_tuned_run, tmp_path_factory) -> Iterator[Server]:
+    work, _ = short_tuned_run
+    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    with serving(checkpoint, cwd=tmp_path_factory.mktemp("serve_tuned")) as running:
+        yield running
+
+
+def test_mnist_test_digits_as_large_dark_on_light_pngs_and_jpegs_are_read_right(tuned_server, real_data):
+    from torchvision.datasets import MNIST
+
+    test_set = MNIST(str(real_data), train=False)
+    indices = range(7, 10_000, 25)  # 400 digits from across the test set
+    requests = [picture(test_set.data[i], suffix=".jpg" if n % 2 else ".png") for n, i in enumerate(indices)]
+    with ThreadPoolExecutor(max_workers=8) as clients:
+        answers = list(clients.map(tuned_server.predict, requests))
+    right = sum(answer["digit"] == int(test_set.targets[i]) for answer, i in zip(answers, indices))
+    assert right >= 0.95 * len(requests), f"{right} of {len(requests)} right"
+
+
+def test_the_page_in_a_real_browser_guesses_drawn_digits_clears_and_reads_an_upload(
+    tuned_server, browser, real_data, tmp_path
+):
+    from torchvision.datasets import MNIST
+
+    page = browser.new_page(viewport={"width": 900, "height": 700})
+    try:
+        page.goto(tuned_server.url)
+        for digit in DRAWN:
+            draw_digit(page, digit)
+            prediction, probabilities, highlighted = shown(page)
+            assert abs(sum(probabilities) - 1) < 1e-4 and max(probabilities) > 0.5
+            assert highlighted == [index == digit for index in range(10)]
+            page.wait_for_timeout(300)  # the bars' transition
+            for row, probability in enumerate(probabilities):  # each bar is drawn as long as its probability
+                bar = page.get_by_test_id(f"probability-{row}")
+                filled = bar.locator(".fill").bounding_box()["width"] / bar.locator(".track").bounding_box()["width"]
+                assert abs(filled - probability) < 0.02, (row, filled, probability)
+            # What the page shows is the API's answer for the canvas's own picture.
+            canvas = page.evaluate("document.querySelector('[data-testid=canvas]').toDataURL('image/png')")
+            answer = tuned_server.predict(base64.b64decode(canvas.split(",", 1)[1]))
+            assert answer["digit"] == digit
+            assert max(abs(a - b) for a, b in zip(answer["probabilities"], probabilities)) < 1e-5
+            assert page.get_by_test_id("preview").get_attribute("src").endswith(answer["preview"])
+            if digit == 7:
+                page.screenshot(path=tmp_path / "page.png")
+            page.get_by_test_id("clear").click()
+            assert shown(page) == ("–", [0.0] * 10, [False] * 10)
+            assert page.get_by_test_id("preview").get_attribute("src") is None
+
+        test_set = MNIST(str(real_data), train=False)
+        upload = tmp_path / "upload.jpg"
+        upload.write_bytes(picture(test_set.data[0], suffix=".jpg"))
+        page.get_by_test_id("upload").set_input_files(str(upload))
+        wait_for_guess(page)
+        answer = tuned_server.predict(upload.read_bytes())
+        assert shown(page)[0] == str(answer["digit"]) == str(int(test_set.targets[0]))
+    finally:
+        page.close()
+    assert (tmp_path / "page.png").stat().st_size > 10_000
+
+
+def screenshot(checkpoint: Path, path: Path) -> None:
+    """The README's picture of the page: a served checkpoint, a 7 drawn as in the browser test."""
+    from playwright.sync_api import sync_playwright
+
+    with serving(checkpoint, cwd=path.parent) as running, sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        page = chromium.new_page(viewport={"width": 820, "height": 560})
+        page.goto(running.url)
+        draw_digit(page, 7)
+        page.wait_for_timeout(500)  # the bars' transition
+        page.screenshot(path=path)
+        chromium.close()
+
+
+if __name__ == "__main__":
+    # python -m tests.test_serve CKPT PNG
+    screenshot(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve())
