@@ -2,7 +2,8 @@
 
 Every `python -m lit_mnist` and `tensorboard` line of the README's bash blocks runs, with three changes a machine
 without a network or a GPU needs: the real MNIST copy as --data.data_dir, a few hundred steps instead of thousands,
-and the GPU lines left out (torchrun, srun and the benchmarks are not `python -m lit_mnist` lines).
+and the GPU lines left out (torchrun, srun and the benchmarks are not `python -m lit_mnist` lines). `serve` runs on a
+free port until it has answered a request.
 """
 
 import re
@@ -14,6 +15,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, get_json, run_cli, tensorboard
+from tests.test_serve import serving
 
 README = REPO / "README.md"
 SHORT_RUN = "120"  # steps of a fit the README gives no --trainer.max_steps
@@ -70,6 +72,11 @@ def test_every_readme_command_runs_clean(real_data, tmp_path):
             ran.append("tensorboard")
             continue
         args = as_run_here(words, real_data)
+        if args[0] == "serve":  # runs until stopped: up, answering, then stopped as a user stops it
+            with serving(Path(args[args.index("--ckpt_path") + 1]), *args[1:], cwd=tmp_path) as server:
+                assert server.predict((my_digits / "three.png").read_bytes())["digit"] in range(10)
+            ran.append(" ".join(words))
+            continue
         result = run_cli(*args, cwd=tmp_path, timeout=600)
         command = " ".join(words)
         assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"

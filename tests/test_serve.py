@@ -54,8 +54,13 @@ class Server:
 
 @contextlib.contextmanager
 def serving(checkpoint: Path, *args: str, cwd: Path) -> Iterator[Server]:
-    """The server, up once /health answers; stopped with SIGTERM at the end, which must end it cleanly."""
+    """The server, up once /health answers; stopped with SIGTERM at the end, which must end it cleanly.
+
+    It listens on a free port: a --port in args is replaced."""
     port = free_port()
+    args = [arg for arg in args if arg not in ("--ckpt_path", str(checkpoint))]
+    if "--port" in args:
+        del args[args.index("--port") : args.index("--port") + 2]
     process = subprocess.Popen(
         [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *args],
         cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -68,7 +73,7 @@ def serving(checkpoint: Path, *args: str, cwd: Path) -> Iterator[Server]:
     finally:
         stopped = stop(process, signal.SIGTERM, group=False)
     assert stopped.returncode == 0, stopped.stderr
-    assert "Traceback" not in stopped.stderr, stopped.stderr
+    assert stopped.stderr == "", stopped.stderr  # no warning, no traceback
 
 
 def wait_for_health(process: subprocess.Popen, url: str) -> None:
@@ -254,6 +259,20 @@ def test_health_and_the_page_and_its_files_are_served_with_nothing_from_elsewher
             text = answer.read().decode()
         assert "http://" not in text and "https://" not in text  # works offline: no CDN, no web fonts
     assert "http://" not in page and "https://" not in page
+
+
+def test_the_readmes_python_client_reads_a_digit(server, tmp_path, monkeypatch, capsys):
+    readme = (REPO / "README.md").read_text()
+    example = next(block for block in readme.split("```python\n")[1:] if "/predict" in block).split("```")[0]
+    assert "http://127.0.0.1:8000/predict" in example
+    images, _ = make_digits(1, seed=3)
+    (tmp_path / "my_digits").mkdir()
+    (tmp_path / "my_digits" / "three.png").write_bytes(picture(images[0]))
+    monkeypatch.chdir(tmp_path)
+    exec(example.replace("http://127.0.0.1:8000", server.url), {})
+    digit, probability = capsys.readouterr().out.split()
+    answer = server.predict((tmp_path / "my_digits" / "three.png").read_bytes())
+    assert int(digit) == answer["digit"] and float(probability) == max(answer["probabilities"])
 
 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])

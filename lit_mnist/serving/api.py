@@ -53,7 +53,7 @@ class DigitAPI(ls.LitAPI):
         self.model = model
 
     def setup(self, device: str) -> None:
-        # Each worker serves one request at a time: torch's own threads would only compete with the web server's.
+        # This network's batches are too small to gain from more threads, which would take cores from the web server.
         torch.set_num_threads(1)
         self.device = torch.device(device)
         self.model = self.model.to(self.device).eval()
@@ -71,15 +71,12 @@ class DigitAPI(ls.LitAPI):
             return BadImage(422, f"image: {error}")
 
     def batch(self, inputs: list[Union[Tensor, BadImage]]) -> list[Union[Tensor, BadImage]]:
-        return inputs  # stacked in predict, without the bad ones
+        return inputs  # stacked in predict, without the bad ones (LitServe's own batch would stack them all)
 
     def predict(self, inputs: Any) -> Any:
         if self.max_batch_size > 1:
             return self._predict_many(inputs)
         return self._predict_many([inputs])[0]
-
-    def unbatch(self, outputs: list[Any]) -> list[Any]:
-        return outputs
 
     @torch.inference_mode()
     def _predict_many(self, inputs: list[Union[Tensor, BadImage]]) -> list[Union[tuple[Tensor, Tensor], BadImage]]:
