@@ -7,6 +7,7 @@ import io
 import json
 import math
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -284,16 +285,18 @@ def test_ctrl_c_and_sigterm_stop_every_process_of_the_server_cleanly(checkpoint,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     wait_for_health(process, f"http://127.0.0.1:{port}")
+    # The address is printed once the server answers: by then, or within a moment.
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    assert ready, "no address printed within 30 s of /health answering"
+    address = process.stdout.readline()
     # Ctrl-C in a terminal signals every process of the group; `kill` and service managers signal the server.
     stopped = stop(process, signum, group=signum == signal.SIGINT)
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stderr == "", stopped.stderr
-    lines = stopped.stdout.splitlines()
-    assert lines == [
+    assert address + stopped.stdout == (
         f"Draw a digit at http://127.0.0.1:{port}/; the API is POST http://127.0.0.1:{port}/predict. "
-        "Ctrl-C stops the server.",
-        "Server stopped.",
-    ]
+        "Ctrl-C stops the server.\nServer stopped.\n"
+    )
     assert list(tmp_path.iterdir()) == []  # no client.py, no run folder
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers bind, past closed connections
@@ -307,13 +310,8 @@ def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
         port = taken.getsockname()[1]
         busy = run_cli("serve", "--ckpt_path", str(checkpoint), "--port", str(port), cwd=tmp_path)
     assert busy.returncode == 2 and busy.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}")
-    for args, message in [
-        (["--ckpt_path", str(checkpoint), "--port", "80"], '"port"'),
-        (["--ckpt_path", str(checkpoint), "--host", "example.com"], '"host"'),
-        (["--ckpt_path", str(checkpoint), "--max_batch_size", "0"], '"max_batch_size"'),
-        ([], "serve needs a checkpoint"),
-        (["--ckpt_path", str(tmp_path / "none.ckpt")], "no such file"),
-    ]:
+    # A checked option's type (as --host and --max_batch_size are checked), and the missing checkpoint.
+    for args, message in [(["--ckpt_path", str(checkpoint), "--port", "80"], '"port"'), ([], "needs a checkpoint")]:
         result = run_cli("serve", *args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr

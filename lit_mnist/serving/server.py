@@ -4,7 +4,6 @@ import multiprocessing
 import os
 import signal
 import socket
-import sys
 import threading
 import time
 import urllib.request
@@ -141,4 +140,3 @@ def _announce_when_ready(host: str, local: str, port: int) -> None:
     else:
         where = page
     print(f"Draw a digit at {where}; the API is POST {page}predict. Ctrl-C stops the server.", flush=True)
-    sys.stdout.flush()
