@@ -32,7 +32,7 @@ START_SECONDS = 180  # a worker process loads torch and the network: slow on a b
 
 
 class Server:
-    """A running `python -m lit_mnist serve`: its address, its process, and what it has printed."""
+    """A running `python -m lit_mnist serve`: its process and its address, with the API as a client sees it."""
 
     def __init__(self, process: subprocess.Popen, url: str) -> None:
         self.process, self.url = process, url
