@@ -163,15 +163,26 @@ class LitMNISTCLI(LightningCLI):
                 "predict needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
             )
         if checkpoint is not None and subcommand == "fit":
-            self._plan_continued_training(config, Path(config.ckpt_path), checkpoint["global_step"])
+            self._plan_continued_training(config, Path(config.ckpt_path), checkpoint)
 
-    def _plan_continued_training(self, config: Any, ckpt_path: Path, step: int) -> None:
+    def _plan_continued_training(self, config: Any, ckpt_path: Path, checkpoint: dict[str, Any]) -> None:
         """A run's own last.ckpt continues that run in its folder; any other checkpoint starts a new run from it."""
+        step = checkpoint["global_step"]
         max_steps = config.trainer.get("max_steps")
         if max_steps is not None and 0 <= max_steps <= step:
             raise UserError(
                 f"nothing to train: {ckpt_path} is at step {step} and --trainer.max_steps is {max_steps}; "
                 f"give a --trainer.max_steps above {step}"
+            )
+        # A one-cycle schedule comes back with the checkpoint, planned for the steps of the run that made it:
+        # torch refuses to step it further, mid-run and with a traceback.
+        planned = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
+        planned = [total for total in planned if isinstance(total, int)]
+        if planned and max_steps is not None and max_steps > min(planned):
+            raise UserError(
+                f"--trainer.max_steps {max_steps}: {ckpt_path}'s one-cycle learning-rate schedule was planned for "
+                f"{min(planned)} steps and cannot go past them; continue to at most {min(planned)} steps, or train a "
+                "new run with more steps from the start"
             )
         run = ckpt_path.resolve().parent.parent
         runs = self._runs_folder(config)

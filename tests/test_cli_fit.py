@@ -224,6 +224,21 @@ def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
     assert [p.name for p in (work / "lightning_logs").iterdir()] == ["version_0"]
 
 
+def test_continuing_a_one_cycle_run_past_its_planned_steps_gets_one_line(tiny_data, tmp_path):
+    """torch's OneCycleLR refuses to step past the total it was made for, which comes back with the checkpoint."""
+    schedule = ["--model.optimizer", "adamw", "--model.lr_schedule", "onecycle", "--model.init", "kaiming"]
+    first = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *schedule, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    last = Path("lightning_logs/version_0/checkpoints/last.ckpt")
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *schedule, "--trainer.max_steps", "40",
+                     "--ckpt_path", str(last), cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: --trainer.max_steps 40: {last}'s one-cycle learning-rate schedule was planned for 30 steps and "
+        "cannot go past them; continue to at most 30 steps, or train a new run with more steps from the start"
+    ]
+
+
 def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_path):
     work = copy_of(fitted, tmp_path)
     runs = work / "lightning_logs"
