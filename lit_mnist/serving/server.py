@@ -124,9 +124,10 @@ def _check_port_free(host: str, port: int) -> None:
 
 def _announce_when_ready(host: str, local: str, port: int) -> None:
     deadline = time.monotonic() + READY_WAIT_SECONDS
+    direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through the user's http_proxy
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(f"http://{local}:{port}/health", timeout=2) as answer:
+            with direct.open(f"http://{local}:{port}/health", timeout=2) as answer:
                 if answer.status == 200:
                     break
         except OSError:  # not listening yet, or 503 while the worker loads the network
