@@ -85,7 +85,7 @@ class DigitAPI(ls.LitAPI):
         results: list[Any] = list(inputs)
         if readable:
             digits = torch.stack([inputs[index] for index in readable])
-            images = to_model_input(digits).to(self.device)
+            images = to_model_input(digits.to(self.device))  # uint8 to the device, as predict moves its batches
             # predict_step is what `python -m lit_mnist predict` runs on each batch: the same answer for the same file.
             _, probabilities = self.model.predict_step((images, torch.arange(len(readable))), 0)
             for index, digit, row in zip(readable, digits, probabilities.float().cpu()):
