@@ -158,6 +158,11 @@ class MNISTClassifier(LightningModule):
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._evaluate(batch, self.val_loss, self.val_acc)
+
+    # The metric objects are logged once per pass, not per batch: each self.log call costs Lightning more than a
+    # batch of this network, and the figures are the pass's anyway (computed and reset by Lightning at its end).
+
+    def on_validation_epoch_end(self) -> None:
         self.log("loss/val", self.val_loss, prog_bar=True)
         self.log("acc/val", self.val_acc, prog_bar=True)
         if self.trainer.state.fn == "fit":
@@ -166,11 +171,12 @@ class MNISTClassifier(LightningModule):
             self.log("step", float(self.global_step))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        """Logs test loss and accuracy; returns the logits, which callbacks draw figures from."""
-        logits = self._evaluate(batch, self.test_loss, self.test_acc)
+        """Counts into test loss and accuracy; returns the logits, which callbacks draw figures from."""
+        return self._evaluate(batch, self.test_loss, self.test_acc).detach()
+
+    def on_test_epoch_end(self) -> None:
         self.log("loss/test", self.test_loss)
         self.log("acc/test", self.test_acc)
-        return logits.detach()
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
         """Class probabilities (N, 10) of a batch of images, with the batch's second part (the images' indices)."""
