@@ -287,8 +287,9 @@ def test_cli_overrides_reach_the_model(tmp_path):
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
 
 
-def test_the_tuned_config_keeps_the_posts_network(tmp_path):
-    result = run_cli("fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--print_config", cwd=tmp_path)
+@pytest.mark.parametrize("recipe", ["tuned", "fast", "best"])
+def test_the_recipes_keep_the_posts_network(tmp_path, recipe):
+    result = run_cli("fit", "--config", str(REPO / "configs" / f"{recipe}.yaml"), "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["model"]["hidden_sizes"] == [500, 500] and config["model"]["init"] == "kaiming"
