@@ -9,8 +9,12 @@ time, peak memory and the size of the seed run's event files.
 exactly what `python -m lit_mnist fit` runs (TensorBoard logging, progress bar, validation, checkpoints). (c) reads
 torchvision's PIL images through ToTensor and a DataLoader and calls self.log every step. (d) is the floor of any
 Lightning port: (a)'s network and batches in a LightningModule with no logger, callbacks, progress bar or
-checkpoints. The four alternate for --rounds rounds and each figure is the median; steps/s counts from step --warmup
-on.
+checkpoints. The default 1,100 steps are two epochs of 550 batches, so (b) and (d) validate at the same steps. They
+alternate for --rounds rounds, (b) and (d) back to back, and each figure is the median; steps/s counts from step
+--warmup on. The ratios are also given per step: each run is cut into 50-step stretches (one logging interval and two
+progress-bar redraws each), and the fastest tenth of a run's stretches stands for its steps' own cost. On a shared
+machine other work only ever adds time, and it moves whole runs by 10-20%, far more than what is being measured, so
+the per-step ratios of runs taken back to back (b and d, b and e) are the figures to go by.
 Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
 in their own process: wall time (imports and data loading included) and peak resident memory.
 """
@@ -24,7 +28,7 @@ import tempfile
 import time
 import unittest.mock
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -51,7 +55,7 @@ class StepTimer(pl.Callback):
     """Seconds from the start of step `warmup` to the end of training, and the seconds per step of each stretch of
     STRETCH steps after it."""
 
-    STRETCH = 25
+    STRETCH = 50
 
     def __init__(self, warmup: int) -> None:
         self.warmup, self.start, self.seconds = warmup, None, None
@@ -71,10 +75,11 @@ class StepTimer(pl.Callback):
     def on_train_end(self, trainer, pl_module) -> None:
         self.seconds = time.perf_counter() - self.start
 
-    def fastest_step(self) -> float:
-        """Seconds per step over the fastest tenth of the stretches: what the machine's slow spells, which only ever
-        add time, leave of the steps' own cost (stretches with a validation are among the slowest)."""
-        return sorted(self.stretches)[len(self.stretches) // 10]
+
+def fastest_tenth(stretches: list[float]) -> float:
+    """Mean seconds per step over the fastest tenth of the stretches."""
+    fastest = sorted(stretches)[: max(1, len(stretches) // 10)]
+    return sum(fastest) / len(fastest)
 
 
 @contextmanager
@@ -141,7 +146,7 @@ class ProjectRun:
     extras_per_step: float = 0.0  # seconds inside the extras' hooks per training step
     extras_per_drawing: float = 0.0  # seconds of one drawing of histograms and units after a validation
     steps_per_epoch: int = 0
-    fastest_step: float = 0.0  # seconds per step over the fastest tenth of 25-step stretches
+    stretches: list[float] = field(default_factory=list)  # seconds per step of each 50-step stretch
 
 
 def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> ProjectRun:
@@ -175,7 +180,7 @@ def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> Proj
         extras_per_step=clock.step_seconds / (steps - warmup),
         extras_per_drawing=clock.drawing_seconds / max(clock.drawings, 1),
         steps_per_epoch=cli.trainer.num_training_batches,
-        fastest_step=timer.fastest_step(),
+        stretches=timer.stretches,
     )
 
 
@@ -229,8 +234,9 @@ class BareMNIST(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1e-4)
 
 
-def bare(data, steps: int, warmup: int) -> float:
-    """The same batches through Lightning's loop with no logger, callbacks, progress bar or checkpoints."""
+def bare(data, steps: int, warmup: int) -> tuple[float, list[float]]:
+    """Steps per second, and seconds per step of each 50-step stretch, of the same batches through Lightning's loop
+    with no logger, callbacks, progress bar or checkpoints."""
     timer = StepTimer(warmup)
     trainer = pl.Trainer(
         max_steps=steps,
@@ -242,7 +248,7 @@ def bare(data, steps: int, warmup: int) -> float:
         num_sanity_val_steps=0,
     )
     trainer.fit(BareMNIST(), ShuffledBatches(*data["train"], 100, seed=42), SequentialBatches(*data["val"], 100))
-    return (steps - warmup) / timer.seconds
+    return (steps - warmup) / timer.seconds, timer.stretches
 
 
 def naive(data_dir: str, steps: int, warmup: int) -> float:
@@ -288,7 +294,7 @@ def whole_command(command: list[str]) -> tuple[float, float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--steps", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=1100)
     parser.add_argument("--naive-steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
@@ -304,39 +310,46 @@ def main() -> None:
     rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "e": []}
     test_seconds: dict[str, list[float]] = {"b": [], "e": []}
     with_extras: list[ProjectRun] = []
-    fastest: dict[str, list[float]] = {"b": [], "e": []}
+    step: dict[str, list[float]] = {"b": [], "d": [], "e": []}  # seconds per step of each run's fastest stretches
     for round_number in range(1, args.rounds + 1):
         rates["a"].append(plain(data, args.steps, args.warmup))
         with_extras.append(project(data_dir, args.steps, args.warmup))
         rates["b"].append(with_extras[-1].steps_per_second)
-        fastest["b"].append(with_extras[-1].fastest_step)
+        step["b"].append(fastest_tenth(with_extras[-1].stretches))
         test_seconds["b"].append(with_extras[-1].test_seconds)
-        rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
-        rates["d"].append(bare(data, args.steps, args.warmup))
+        rate, bare_stretches = bare(data, args.steps, args.warmup)
+        rates["d"].append(rate)
+        step["d"].append(fastest_tenth(bare_stretches))
         without = project(data_dir, args.steps, args.warmup, extras=False)
         rates["e"].append(without.steps_per_second)
-        fastest["e"].append(without.fastest_step)
+        step["e"].append(fastest_tenth(without.stretches))
         test_seconds["e"].append(without.test_seconds)
+        rates["c"].append(naive(data_dir, args.naive_steps, args.warmup))
         print(
-            f"round {round_number}: " + ", ".join(f"{k} {v[-1]:.1f}" for k, v in rates.items()) + " steps/s",
+            f"round {round_number}: " + ", ".join(f"{k} {rates[k][-1]:.1f}" for k in "abcde") + " steps/s",
             file=sys.stderr,
         )
     a, b, c, d, e = (statistics.median(rates[key]) for key in "abcde")
     test_on, test_off = (statistics.median(test_seconds[key]) for key in "be")
     print(f"(a) plain PyTorch loop       {a:7.1f} steps/s")
-    print(f"(b) lit_mnist fit            {b:7.1f} steps/s   b/a = {b / a:.3f}")
+    print(f"(b) lit_mnist fit            {b:7.1f} steps/s   b/a = {b / a:.3f}   b/d = {b / d:.3f}")
     print(f"(c) naive Lightning port     {c:7.1f} steps/s   c/a = {c / a:.3f}")
     print(
         f"(d) bare Lightning loop      {d:7.1f} steps/s   d/a = {d / a:.3f}   (Lightning's floor: nothing but the loop)"
     )
     print(f"(e) fit, TensorBoard extras off {e:5.1f} steps/s   b/e = {b / e:.3f}   (extras' cost on training)")
-    ratios = [rb / re for rb, re in zip(rates["b"], rates["e"])]
-    print(f"    b/e round by round: {', '.join(f'{ratio:.3f}' for ratio in ratios)}")
-    steady = [off / on for on, off in zip(fastest["b"], fastest["e"])]
     print(
-        f"    b/e over each run's fastest tenth of {StepTimer.STRETCH}-step stretches: "
-        f"{', '.join(f'{ratio:.3f}' for ratio in steady)} (median {statistics.median(steady):.3f})"
+        f"per step, each run's fastest tenth of {StepTimer.STRETCH}-step stretches (median of rounds): "
+        + ", ".join(f"({key}) {statistics.median(values) * 1000:.3f} ms" for key, values in step.items())
     )
+    for name, other in (("b/d", "d"), ("b/e", "e")):  # runs taken back to back
+        per_step = [other_step / b_step for b_step, other_step in zip(step["b"], step[other])]
+        whole = [rate_b / rate_other for rate_b, rate_other in zip(rates["b"], rates[other])]
+        print(
+            f"    {name} per step, round by round: {', '.join(f'{ratio:.3f}' for ratio in per_step)} "
+            f"(median {statistics.median(per_step):.3f}); whole runs: {', '.join(f'{ratio:.3f}' for ratio in whole)} "
+            f"(median {statistics.median(whole):.3f})"
+        )
     # The extras' cost counted inside their hooks, which the machine's noise does not hide, and what it comes to
     # over the seed run: 5,000 steps, a drawing at the start and after each validation (each epoch and the last step).
     per_step = statistics.median(run.extras_per_step for run in with_extras)
