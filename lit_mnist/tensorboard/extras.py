@@ -7,17 +7,25 @@ training steps, so training runs as fast with it as without it (see the README's
 import io
 import math
 import time
+from pathlib import Path
 from typing import Any, Optional
+from urllib.parse import quote
 
+import numpy as np
 import PIL.Image
 import torch
+from google.protobuf import text_format
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import grad_norm
 from tensorboard.compat.proto.summary_pb2 import Summary
+from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+# add_embedding's helpers (private), for the files it writes: see _add_embedding.
+from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite, make_tsv, write_pbtxt
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchvision.utils import make_grid
 
@@ -71,6 +79,7 @@ class TensorBoardExtras(Callback):
         self.pr_curves = pr_curves
         self.config_text = config_text
         self._fixed_batch: Optional[tuple[Tensor, Tensor]] = None
+        self._projectors: dict[str, ProjectorConfig] = {}  # the embeddings written into each run folder
         self._validations = 0
         self._clock: Optional[tuple[float, int]] = None  # time and step of the last logging interval
 
@@ -203,12 +212,14 @@ class TensorBoardExtras(Callback):
             hidden = torch.cat(self._test["hidden"])[:count].float().cpu()
             images = torch.cat(self._test["images"])[:count].float().cpu()
             true, predicted = labels[: len(hidden)].tolist(), probabilities[: len(hidden)].argmax(dim=1).tolist()
-            experiment.add_embedding(
+            _add_embedding(
+                experiment,
+                self._projectors.setdefault(experiment.get_logdir(), ProjectorConfig()),
                 hidden,
                 metadata=[[str(t), str(p), "right" if t == p else "wrong"] for t, p in zip(true, predicted)],
                 metadata_header=["true", "predicted", "result"],
                 label_img=images,
-                global_step=step,
+                step=step,
                 tag="last_hidden_layer_test",
             )
         experiment.flush()
@@ -241,6 +252,33 @@ def _experiment(trainer: Trainer) -> Any:
 def _log(trainer: Trainer, figures: dict[str, float], step: int) -> None:
     for logger in trainer.loggers:
         logger.log_metrics(figures, step=step)
+
+
+def _add_embedding(
+    experiment: Any,
+    projector: ProjectorConfig,
+    mat: Tensor,
+    metadata: list[list[str]],
+    metadata_header: list[str],
+    label_img: Tensor,
+    step: int,
+    tag: str,
+) -> None:
+    """SummaryWriter.add_embedding, with the matrix written by NumPy; ``projector`` lists the run's embeddings.
+
+    torch writes each number of the matrix with an .item() and a str() of its own: 1.4 s for the 2,000 x 500
+    activations here, in every fit and test, against 0.2 s for np.savetxt with six significant digits (more than
+    the projector's PCA and t-SNE can show). The metadata, sprite and configuration are written by torch's own
+    helpers, into the same files and folders as add_embedding's.
+    """
+    subdir = f"{step:05d}/{quote(tag, safe='')}"
+    save_path = Path(experiment.get_logdir()) / subdir
+    save_path.mkdir(parents=True, exist_ok=True)
+    make_tsv(metadata, str(save_path), metadata_header=metadata_header)
+    make_sprite(label_img, str(save_path))
+    np.savetxt(save_path / "tensors.tsv", mat.float().cpu().numpy(), fmt="%.6g", delimiter="\t")
+    projector.embeddings.append(get_embedding_info(metadata, label_img, subdir, step, tag))
+    write_pbtxt(experiment.get_logdir(), text_format.MessageToString(projector))
 
 
 HISTOGRAM_BINS = 60
