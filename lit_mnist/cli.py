@@ -176,13 +176,13 @@ class LitMNISTCLI(LightningCLI):
             )
         # A one-cycle schedule comes back with the checkpoint, planned for the steps of the run that made it:
         # torch refuses to step it further, mid-run and with a traceback.
-        planned = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
-        planned = [total for total in planned if isinstance(total, int)]
-        if planned and max_steps is not None and max_steps > min(planned):
+        totals = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
+        planned = min((total for total in totals if isinstance(total, int)), default=None)
+        if planned is not None and max_steps is not None and max_steps > planned:
             raise UserError(
                 f"--trainer.max_steps {max_steps}: {ckpt_path}'s one-cycle learning-rate schedule was planned for "
-                f"{min(planned)} steps and cannot go past them; continue to at most {min(planned)} steps, or train a "
-                "new run with more steps from the start"
+                f"{planned} steps and cannot go past them; continue to at most {planned} steps, or train a new run "
+                "with more steps from the start"
             )
         run = ckpt_path.resolve().parent.parent
         runs = self._runs_folder(config)
