@@ -62,11 +62,7 @@ def serving(checkpoint: Path, *args: str, cwd: Path) -> Iterator[Server]:
     args = [arg for arg in args if arg not in ("--ckpt_path", str(checkpoint))]
     if "--port" in args:
         del args[args.index("--port") : args.index("--port") + 2]
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *args],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    process = start_server(checkpoint, port, *args, cwd=cwd)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(process, url)
@@ -75,6 +71,15 @@ def serving(checkpoint: Path, *args: str, cwd: Path) -> Iterator[Server]:
         stopped = stop(process, signal.SIGTERM, group=False)
     assert stopped.returncode == 0, stopped.stderr
     assert stopped.stderr == "", stopped.stderr  # no warning, no traceback
+
+
+def start_server(checkpoint: Path, port: int, *args: str, cwd: Path) -> subprocess.Popen:
+    """`python -m lit_mnist serve` in a process group of its own (so that a Ctrl-C can be sent to all of it)."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port), *args],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
 
 
 def wait_for_health(process: subprocess.Popen, url: str) -> None:
@@ -279,11 +284,7 @@ def test_the_readmes_python_client_reads_a_digit(server, tmp_path, monkeypatch, 
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_ctrl_c_and_sigterm_stop_every_process_of_the_server_cleanly(checkpoint, tmp_path, signum):
     port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "lit_mnist", "serve", "--ckpt_path", str(checkpoint), "--port", str(port)],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
-    )  # fmt: skip
+    process = start_server(checkpoint, port, cwd=tmp_path)
     wait_for_health(process, f"http://127.0.0.1:{port}")
     # The address is printed once the server answers: by then, or within a moment.
     ready, _, _ = select.select([process.stdout], [], [], 30)
