@@ -26,7 +26,8 @@ class ActionCounter(PassThroughProfiler):
 
 def test_fit_calls_only_the_batch_hooks_a_callback_implements(tiny_data, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    args = ["--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.max_steps", str(STEPS)]
+    args = ["--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.max_steps", str(STEPS),
+            "--trainer.log_every_n_steps", "4"]  # fmt: skip
     with unittest.mock.patch("sys.argv", ["lit_mnist"]):  # LightningCLI warns when given args beside pytest's argv
         cli = LitMNISTCLI(args=args, run=False)
     trainer = cli.trainer
