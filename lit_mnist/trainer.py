@@ -68,11 +68,12 @@ class Trainer(pl.Trainer):
         Lightning calls every batch hook of every callback on every batch, each through its profiler's bookkeeping,
         about 2 microseconds a call whether the hook does anything or not: with a run's dozen callbacks, some 4% of a
         training step of this small network. It skips a hook that is not callable, so each hook that a callback
-        leaves as Callback's empty method is set to None on that callback (its class is untouched).
+        leaves as Callback's empty method is set to None on that callback (its class is untouched). A hook given to
+        the instance (as LambdaCallback's are) or overridden by its class is kept.
         """
         for callback in self.callbacks:
             for name in BATCH_HOOKS:
-                if getattr(type(callback), name) is getattr(pl.Callback, name):
+                if getattr(getattr(callback, name), "__func__", None) is getattr(pl.Callback, name):
                     setattr(callback, name, None)
 
     def validate(
