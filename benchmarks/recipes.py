@@ -11,10 +11,8 @@ process, in a temporary folder, progress bar off). Training time is the time fro
 """
 
 import argparse
-import os
 import statistics
 import sys
-import tempfile
 import time
 import unittest.mock
 from pathlib import Path
@@ -23,6 +21,9 @@ import lightning.pytorch as pl
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+from throughput import in_temporary_folder  # noqa: E402
 
 from lit_mnist.cli import LitMNISTCLI  # noqa: E402
 
@@ -37,21 +38,17 @@ class TrainingClock(pl.Callback):
 
 def run(config: str, seed: int, data_dir: str) -> tuple[float, float]:
     """Seconds of training and the test accuracy of one run."""
-    previous = os.getcwd()
-    with tempfile.TemporaryDirectory() as folder, unittest.mock.patch("sys.argv", [sys.argv[0]]):
-        os.chdir(folder)
-        try:
-            cli = LitMNISTCLI(
-                args=["--config", str(REPO / "configs" / f"{config}.yaml"), "--data.data_dir", data_dir,
-                      "--seed_everything", str(seed), "--trainer.enable_progress_bar", "false"],
-                run=False,
-            )  # fmt: skip
-            clock = TrainingClock()
-            cli.trainer.callbacks.append(clock)
-            cli.trainer.fit(cli.model, cli.datamodule)
-            (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
-        finally:
-            os.chdir(previous)
+    # LightningCLI warns when it gets both args and a command line of its own (this script's).
+    with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
+        cli = LitMNISTCLI(
+            args=["--config", str(REPO / "configs" / f"{config}.yaml"), "--data.data_dir", data_dir,
+                  "--seed_everything", str(seed), "--trainer.enable_progress_bar", "false"],
+            run=False,
+        )  # fmt: skip
+        clock = TrainingClock()
+        cli.trainer.callbacks.append(clock)
+        cli.trainer.fit(cli.model, cli.datamodule)
+        (results,) = cli.trainer.test(cli.model, datamodule=cli.datamodule, verbose=False)
     return clock.seconds, results["acc/test"]
 
 

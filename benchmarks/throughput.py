@@ -343,11 +343,11 @@ def main() -> None:
         + ", ".join(f"({key}) {statistics.median(values) * 1000:.3f} ms" for key, values in step.items())
     )
     for name, other in (("b/d", "d"), ("b/e", "e")):  # runs taken back to back
-        per_step = [other_step / b_step for b_step, other_step in zip(step["b"], step[other])]
+        stepwise = [other_step / b_step for b_step, other_step in zip(step["b"], step[other])]
         whole = [rate_b / rate_other for rate_b, rate_other in zip(rates["b"], rates[other])]
         print(
-            f"    {name} per step, round by round: {', '.join(f'{ratio:.3f}' for ratio in per_step)} "
-            f"(median {statistics.median(per_step):.3f}); whole runs: {', '.join(f'{ratio:.3f}' for ratio in whole)} "
+            f"    {name} per step, round by round: {', '.join(f'{ratio:.3f}' for ratio in stepwise)} "
+            f"(median {statistics.median(stepwise):.3f}); whole runs: {', '.join(f'{ratio:.3f}' for ratio in whole)} "
             f"(median {statistics.median(whole):.3f})"
         )
     # The extras' cost counted inside their hooks, which the machine's noise does not hide, and what it comes to
