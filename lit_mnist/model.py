@@ -76,6 +76,8 @@ class MNISTClassifier(LightningModule):
 
         # One metric object per stage: each accumulates on the model's device and resets on its own.
         # nan_strategy="disable": a diverged run must show NaN, not silently drop it (and the check would sync a GPU).
+        # It also makes MeanMetric ignore update's weights (torchmetrics issue 3434), so each batch's mean loss is
+        # given once per digit: a short last batch or a smaller shard counts for its digits, not as a whole batch.
         # validate_args=False skips per-call input checks that would cost more than this network's step.
         self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
         self.train_acc, self.val_acc, self.test_acc = (
@@ -109,7 +111,7 @@ class MNISTClassifier(LightningModule):
     ) -> Tensor:
         logits, loss = self._logits_and_loss(batch)
         labels = batch[1]
-        loss_metric.update(loss, weight=labels.numel())
+        loss_metric.update(loss.expand(labels.numel()))  # the batch's mean loss once per digit: see __init__
         acc_metric.update(logits, labels)
         return logits
 
@@ -142,7 +144,7 @@ class MNISTClassifier(LightningModule):
         losses, sizes, predictions, labels = zip(*self._train_window)
         self._train_window.clear()
         self._train_window_logged_at = self.global_step
-        self.train_loss.update(torch.stack(losses), weight=torch.tensor(sizes, device=self.device))
+        self.train_loss.update(torch.stack(losses).repeat_interleave(torch.tensor(sizes, device=self.device)))
         self.train_acc.update(torch.cat(predictions), torch.cat(labels))
         # compute() averages over the window, across processes too; reset() starts the next window.
         figures = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}

@@ -1,9 +1,16 @@
+import csv
 import math
+from pathlib import Path
 
 import pytest
 import torch
+from lightning.pytorch.loggers import CSVLogger
+from torch.nn import functional as F
 
+from lit_mnist.data import MNISTDataModule
+from lit_mnist.data.images import to_model_input
 from lit_mnist.model import MNISTClassifier
+from lit_mnist.trainer import Trainer
 
 
 def linear_layers(model: MNISTClassifier) -> dict[str, torch.nn.Linear]:
@@ -84,3 +91,47 @@ def test_learning_rate_schedules_over_the_run(schedule, expected):
             scheduler.step()
     for step, rate in expected.items():
         assert rates[step] == pytest.approx(rate, rel=1e-3, abs=1e-9), (schedule, step)
+
+
+def test_validation_and_test_figures_count_every_digit_of_the_pass_once(tiny_data):
+    # Batches of 7 leave a short last batch: a mean of batch means, or a batch counted twice or not at all, shows.
+    torch.manual_seed(0)
+    model = MNISTClassifier(init="kaiming")
+    datamodule = MNISTDataModule(data_dir=str(tiny_data), batch_size=7, val_size=100)
+    trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    figures = {**trainer.validate(model, datamodule=datamodule, verbose=False)[0]}
+    figures.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
+    for stage, split in (("val", datamodule.val_data), ("test", datamodule.test_data)):
+        images, labels = split
+        with torch.no_grad():
+            logits = model(to_model_input(images))
+        assert figures[f"loss/{stage}"] == pytest.approx(F.cross_entropy(logits, labels.long()).item(), rel=1e-5)
+        assert figures[f"acc/{stage}"] == pytest.approx((logits.argmax(1) == labels).float().mean().item())
+    assert len(datamodule.val_data[1]) == 100 and len(datamodule.test_data[1]) == 200
+
+
+def test_training_figures_of_a_window_count_every_digit_once(tiny_data, tmp_path):
+    # One window of one epoch of 500 digits in batches of 7 (the last one of 3), at a learning rate so small that the
+    # network stays the one it started as: the window's loss and accuracy are that network's on the 500 digits.
+    torch.manual_seed(0)
+    model = MNISTClassifier(init="kaiming", learning_rate=1e-12)
+    datamodule = MNISTDataModule(data_dir=str(tiny_data), batch_size=7, val_size=100)
+    datamodule.setup("fit")
+    images, labels = datamodule.train_data
+    with torch.no_grad():
+        logits = model(to_model_input(images))
+    trainer = Trainer(
+        max_steps=72,
+        log_every_n_steps=72,
+        logger=CSVLogger(tmp_path),
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+    )
+    trainer.fit(model, datamodule=datamodule)
+    metrics = Path(trainer.logger.log_dir, "metrics.csv").read_text().splitlines()
+    rows = [row for row in csv.DictReader(metrics) if row["loss/train"]]
+    assert [int(row["step"]) for row in rows] == [72]
+    assert float(rows[0]["loss/train"]) == pytest.approx(F.cross_entropy(logits, labels.long()).item(), rel=1e-5)
+    assert float(rows[0]["acc/train"]) == pytest.approx((logits.argmax(1) == labels).float().mean().item())
