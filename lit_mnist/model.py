@@ -83,7 +83,8 @@ class MNISTClassifier(LightningModule):
         self.train_acc, self.val_acc, self.test_acc = (
             MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False) for _ in range(3)
         )
-        self._train_window: list[tuple[Tensor, int, Tensor, Tensor]] = []  # batches not logged yet
+        # Each stage's batches not yet counted into its metrics: (loss, batch size, predicted classes, labels).
+        self._pending: dict[str, list[tuple[Tensor, int, Tensor, Tensor]]] = {"train": [], "val": [], "test": []}
         self._train_window_logged_at = 0  # global_step of the last training figures
 
     def _initialize(self, init: str) -> None:
@@ -106,26 +107,31 @@ class MNISTClassifier(LightningModule):
         logits = self(images)
         return logits, F.cross_entropy(logits, labels)
 
-    def _evaluate(
-        self, batch: tuple[Tensor, Tensor], loss_metric: MeanMetric, acc_metric: MulticlassAccuracy
-    ) -> Tensor:
+    # Each batch only keeps its loss, predictions and labels (tensors on the device, no sync). The metrics see them
+    # in one update per logging interval (the post printed every 100 steps) or per pass: a torchmetrics update per
+    # batch costs a noticeable share of this small network's step.
+
+    def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         logits, loss = self._logits_and_loss(batch)
         labels = batch[1]
-        loss_metric.update(loss.expand(labels.numel()))  # the batch's mean loss once per digit: see __init__
-        acc_metric.update(logits, labels)
-        return logits
+        self._pending[stage].append((loss.detach(), labels.numel(), logits.detach().argmax(dim=1), labels))
+        return logits, loss
+
+    def _count_pending(self, stage: str, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
+        """Adds the stage's pending batches to its metric objects, in one update each."""
+        if not self._pending[stage]:
+            return
+        losses, sizes, predictions, labels = zip(*self._pending[stage])
+        self._pending[stage].clear()
+        # Each batch's mean loss once per digit (see __init__).
+        loss_metric.update(torch.stack(losses).repeat_interleave(torch.tensor(sizes, device=self.device)))
+        acc_metric.update(torch.cat(predictions), torch.cat(labels))
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        logits, loss = self._logits_and_loss(batch)
-        labels = batch[1]
-        # Each step only keeps its loss, predictions and labels (tensors on the device, no sync). The metrics see
-        # them in one update per logging interval (the post printed every 100 steps): a torchmetrics update per step
-        # would cost a noticeable share of this small network's step.
-        self._train_window.append((loss.detach(), labels.numel(), logits.detach().argmax(dim=1), labels))
-        return loss
+        return self._step("train", batch)[1]
 
     def on_train_start(self) -> None:
-        self._train_window.clear()  # nothing left over from an earlier fit or LR finder run in this process
+        self._pending["train"].clear()  # nothing left over from an earlier fit or LR finder run in this process
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
         # After the optimizer step: global_step counts the steps taken, so under gradient accumulation the batches
@@ -139,13 +145,10 @@ class MNISTClassifier(LightningModule):
             self._log_train_window(prog_bar=False)  # the steps after the last full interval
 
     def _log_train_window(self, prog_bar: bool) -> None:
-        if not self._train_window:  # a resumed run's first step can close a window it never saw
+        if not self._pending["train"]:  # a resumed run's first step can close a window it never saw
             return
-        losses, sizes, predictions, labels = zip(*self._train_window)
-        self._train_window.clear()
         self._train_window_logged_at = self.global_step
-        self.train_loss.update(torch.stack(losses).repeat_interleave(torch.tensor(sizes, device=self.device)))
-        self.train_acc.update(torch.cat(predictions), torch.cat(labels))
+        self._count_pending("train", self.train_loss, self.train_acc)
         # compute() averages over the window, across processes too; reset() starts the next window.
         figures = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}
         self.train_loss.reset()
@@ -159,12 +162,16 @@ class MNISTClassifier(LightningModule):
             self.log_dict(figures, prog_bar=True, logger=False)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._evaluate(batch, self.val_loss, self.val_acc)
+        self._step("val", batch)
 
     # The metric objects are logged once per pass, not per batch: each self.log call costs Lightning more than a
     # batch of this network, and the figures are the pass's anyway (computed and reset by Lightning at its end).
 
+    def on_validation_epoch_start(self) -> None:
+        self._pending["val"].clear()  # nothing left over from a pass that an exception cut short
+
     def on_validation_epoch_end(self) -> None:
+        self._count_pending("val", self.val_loss, self.val_acc)
         self.log("loss/val", self.val_loss, prog_bar=True)
         self.log("acc/val", self.val_acc, prog_bar=True)
         if self.trainer.state.fn == "fit":
@@ -174,9 +181,13 @@ class MNISTClassifier(LightningModule):
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Counts into test loss and accuracy; returns the logits, which callbacks draw figures from."""
-        return self._evaluate(batch, self.test_loss, self.test_acc).detach()
+        return self._step("test", batch)[0].detach()
+
+    def on_test_epoch_start(self) -> None:
+        self._pending["test"].clear()
 
     def on_test_epoch_end(self) -> None:
+        self._count_pending("test", self.test_loss, self.test_acc)
         self.log("loss/test", self.test_loss)
         self.log("acc/test", self.test_acc)
 
