@@ -7,6 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lit_mnist.stopping import finite_weights
 from tests.conftest import TINY_ARGS, run_cli
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
@@ -113,3 +114,17 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
     assert torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 30
+
+
+def test_finite_weights_sees_every_nan_and_infinity_and_nothing_else():
+    network = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
+    assert finite_weights(network)
+    with torch.no_grad():
+        network[1].weight.fill_(3e38)  # finite weights whose sum is past float32's range
+        assert finite_weights(network)
+        for bad in (math.nan, math.inf, -math.inf):
+            network[0].bias[1] = bad
+            assert not finite_weights(network), bad
+        network[0].bias[1] = 0.0
+        network[0].weight[0, 0], network[0].weight[1, 1] = math.inf, -math.inf  # a sum of NaN
+        assert not finite_weights(network)
