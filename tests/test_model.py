@@ -99,8 +99,8 @@ def test_validation_and_test_figures_count_every_digit_of_the_pass_once(tiny_dat
     model = MNISTClassifier(init="kaiming")
     datamodule = MNISTDataModule(data_dir=str(tiny_data), batch_size=7, val_size=100)
     trainer = Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
-    figures = {**trainer.validate(model, datamodule=datamodule, verbose=False)[0]}
-    figures.update(trainer.test(model, datamodule=datamodule, verbose=False)[0])
+    figures = trainer.validate(model, datamodule=datamodule, verbose=False)[0]
+    figures |= trainer.test(model, datamodule=datamodule, verbose=False)[0]
     for stage, split in (("val", datamodule.val_data), ("test", datamodule.test_data)):
         images, labels = split
         with torch.no_grad():
