@@ -33,8 +33,16 @@ def test_the_misclassified_digits_captions_are_legible_at_tensorboards_card_widt
     figure = misclassified_figure(digits, errors=84, total=10000)
     renderer = drawn(figure)
     scale = CARD_WIDTH / figure.bbox.width
-    captions = [axis.title for axis in figure.axes if axis.title.get_text()]
-    assert [caption.get_text() for caption in captions] == ["3 (8)"] * 24
-    for caption in captions:
-        assert caption.get_window_extent(renderer).height * scale >= 9  # pixels on the screen
+    (axes,) = figure.axes
+    captions, pictures = axes.texts, axes.images
+    assert [caption.get_text() for caption in captions] == ["3 (8)"] * 24 and len(pictures) == 24
+    for caption, picture in zip(captions, pictures):
+        text, digit = caption.get_window_extent(renderer), picture.get_window_extent(renderer)
+        assert text.height * scale >= 9  # pixels on the screen
+        assert digit.width * scale >= 40 and digit.height == digit.width  # square digits, large enough to read
+        assert digit.y1 < text.y0 < digit.y1 + 0.5 * digit.height  # each caption sits just above its digit
+        assert digit.x0 < (text.x0 + text.x1) / 2 < digit.x1
+    boxes = [picture.get_window_extent(renderer) for picture in pictures]
+    assert all(not a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1 :])
+    assert all(figure.bbox.contains(box.x0, box.y0) and figure.bbox.contains(box.x1, box.y1) for box in boxes)
     assert "84 of 10000 wrong" in figure.get_suptitle()
