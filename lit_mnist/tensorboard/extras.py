@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import quote
 
-import numpy as np
 import PIL.Image
 import torch
 from google.protobuf import text_format
@@ -267,8 +266,9 @@ def _add_embedding(
     """SummaryWriter.add_embedding, with the matrix written by NumPy; ``projector`` lists the run's embeddings.
 
     torch writes each number of the matrix with an .item() and a str() of its own: 1.4 s for the 2,000 x 500
-    activations here, in every fit and test, against 0.2 s for np.savetxt with six significant digits (more than
-    the projector's PCA and t-SNE can show). The metadata, sprite and configuration are written by torch's own
+    activations here, in every fit and test. Here each row is one %-format of six significant digits (more than the
+    projector's PCA and t-SNE can show) over a list of Python floats: 0.2 s, against 0.3 s for np.savetxt's same
+    text, which formats a tuple of NumPy scalars. The metadata, sprite and configuration are written by torch's own
     helpers, into the same files and folders as add_embedding's.
     """
     subdir = f"{step:05d}/{quote(tag, safe='')}"
@@ -276,7 +276,9 @@ def _add_embedding(
     save_path.mkdir(parents=True, exist_ok=True)
     make_tsv(metadata, str(save_path), metadata_header=metadata_header)
     make_sprite(label_img, str(save_path))
-    np.savetxt(save_path / "tensors.tsv", mat.float().cpu().numpy(), fmt="%.6g", delimiter="\t")
+    rows = mat.float().cpu().tolist()
+    row_format = "\t".join(["%.6g"] * mat.size(1)) + "\n"
+    (save_path / "tensors.tsv").write_text("".join(row_format % tuple(row) for row in rows))
     projector.embeddings.append(get_embedding_info(metadata, label_img, subdir, step, tag))
     write_pbtxt(experiment.get_logdir(), text_format.MessageToString(projector))
 
