@@ -16,7 +16,8 @@ progress-bar redraws each), and the fastest tenth of a run's stretches stands fo
 machine other work only ever adds time, and it moves whole runs by 10-20%, far more than what is being measured, so
 the per-step ratios of runs taken back to back (b and d, b and e) are the figures to go by.
 Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
-in their own process: wall time (imports and data loading included) and peak resident memory.
+in their own process, alternating for --whole-rounds rounds: wall time (imports and data loading included, medians)
+and peak resident memory.
 """
 
 import argparse
@@ -298,6 +299,7 @@ def main() -> None:
     parser.add_argument("--naive-steps", type=int, default=300)
     parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--whole-rounds", type=int, default=3, help="runs of each whole command, alternating")
     parser.add_argument("--skip-whole", action="store_true", help="skip the whole-command comparison")
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
@@ -368,27 +370,26 @@ def main() -> None:
     print(f"test pass of 10,000 digits: {test_on:.2f} s with the extras, {test_off:.2f} s without")
 
     if not args.skip_whole:
-        plain_wall, plain_mib, _ = whole_command(
-            [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
-        )
-        fit_wall, fit_mib, fit_events = whole_command(
-            [
-                sys.executable,
-                "-m",
-                "lit_mnist",
-                "fit",
-                "--config",
-                str(REPO / "configs" / "seed.yaml"),
-                "--data.data_dir",
-                data_dir,
-            ]
+        plain_command = [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
+        seed_config = str(REPO / "configs" / "seed.yaml")
+        fit_command = [sys.executable, "-m", "lit_mnist", "fit", "--config", seed_config, "--data.data_dir", data_dir]
+        # Alternating, so that the machine's swings fall on both alike; each ratio is of a pair run back to back.
+        plain_runs, fit_runs = [], []
+        for _ in range(args.whole_rounds):
+            plain_runs.append(whole_command(plain_command))
+            fit_runs.append(whole_command(fit_command))
+        plain_wall, plain_mib = (statistics.median(run[index] for run in plain_runs) for index in (0, 1))
+        fit_wall, fit_mib = (statistics.median(run[index] for run in fit_runs) for index in (0, 1))
+        pairs = ", ".join(f"{fit[0] / plain[0]:.3f}" for plain, fit in zip(plain_runs, fit_runs))
+        print(
+            f"whole command, 5,000 steps (median of {args.whole_rounds}): plain script {plain_wall:.1f} s, "
+            f"{plain_mib:.0f} MiB peak; lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak"
         )
         print(
-            f"whole command, 5,000 steps: plain script {plain_wall:.1f} s, {plain_mib:.0f} MiB peak; "
-            f"lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak"
+            f"wall time fit/plain = {fit_wall / plain_wall:.3f} (pairs: {pairs}), "
+            f"peak memory fit/plain = {fit_mib / plain_mib:.3f}"
         )
-        print(f"wall time fit/plain = {fit_wall / plain_wall:.3f}, peak memory fit/plain = {fit_mib / plain_mib:.3f}")
-        print(f"event files of the seed run: {fit_events:.1f} MiB")
+        print(f"event files of the seed run: {fit_runs[-1][2]:.1f} MiB")
 
 
 if __name__ == "__main__":
