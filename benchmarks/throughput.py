@@ -17,7 +17,7 @@ machine other work only ever adds time, and it moves whole runs by 10-20%, far m
 the per-step ratios of runs taken back to back (b and d, b and e) are the figures to go by.
 Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
 in their own process, alternating for --whole-rounds rounds: wall time (imports and data loading included, medians)
-and peak resident memory.
+and peak resident memory; then the same two commands for one step, which leaves what each costs besides its steps.
 """
 
 import argparse
@@ -390,6 +390,16 @@ def main() -> None:
             f"peak memory fit/plain = {fit_mib / plain_mib:.3f}"
         )
         print(f"event files of the seed run: {fit_runs[-1][2]:.1f} MiB")
+        # The same commands for one step: what each costs besides its steps (start-up, test pass, exit).
+        plain_fixed, fit_fixed = [], []
+        for _ in range(args.whole_rounds):
+            plain_fixed.append(whole_command([*plain_command, "--steps", "1"])[0])
+            fit_fixed.append(whole_command([*fit_command, "--trainer.max_steps", "1"])[0])
+        plain_one, fit_one = statistics.median(plain_fixed), statistics.median(fit_fixed)
+        print(
+            f"one step (median of {args.whole_rounds}): plain script {plain_one:.1f} s, lit_mnist fit {fit_one:.1f} s "
+            f"(fit - plain = {fit_one - plain_one:.1f} s)"
+        )
 
 
 if __name__ == "__main__":
