@@ -292,6 +292,16 @@ def whole_command(command: list[str]) -> tuple[float, float, float]:
     return float(seconds), float(mebibytes), events
 
 
+def in_turn(first: list[str], second: list[str], rounds: int) -> tuple[list[tuple], list[tuple]]:
+    """whole_command's figures for two commands run one after the other for some rounds, so that the machine's swings
+    fall on both alike and each pair is taken back to back."""
+    runs: tuple[list[tuple], list[tuple]] = ([], [])
+    for _ in range(rounds):
+        runs[0].append(whole_command(first))
+        runs[1].append(whole_command(second))
+    return runs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
@@ -373,11 +383,7 @@ def main() -> None:
         plain_command = [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
         seed_config = str(REPO / "configs" / "seed.yaml")
         fit_command = [sys.executable, "-m", "lit_mnist", "fit", "--config", seed_config, "--data.data_dir", data_dir]
-        # Alternating, so that the machine's swings fall on both alike; each ratio is of a pair run back to back.
-        plain_runs, fit_runs = [], []
-        for _ in range(args.whole_rounds):
-            plain_runs.append(whole_command(plain_command))
-            fit_runs.append(whole_command(fit_command))
+        plain_runs, fit_runs = in_turn(plain_command, fit_command, args.whole_rounds)
         plain_wall, plain_mib = (statistics.median(run[index] for run in plain_runs) for index in (0, 1))
         fit_wall, fit_mib = (statistics.median(run[index] for run in fit_runs) for index in (0, 1))
         pairs = ", ".join(f"{fit[0] / plain[0]:.3f}" for plain, fit in zip(plain_runs, fit_runs))
@@ -391,11 +397,10 @@ def main() -> None:
         )
         print(f"event files of the seed run: {fit_runs[-1][2]:.1f} MiB")
         # The same commands for one step: what each costs besides its steps (start-up, test pass, exit).
-        plain_fixed, fit_fixed = [], []
-        for _ in range(args.whole_rounds):
-            plain_fixed.append(whole_command([*plain_command, "--steps", "1"])[0])
-            fit_fixed.append(whole_command([*fit_command, "--trainer.max_steps", "1"])[0])
-        plain_one, fit_one = statistics.median(plain_fixed), statistics.median(fit_fixed)
+        one_step = in_turn(
+            [*plain_command, "--steps", "1"], [*fit_command, "--trainer.max_steps", "1"], args.whole_rounds
+        )
+        plain_one, fit_one = (statistics.median(run[0] for run in runs) for runs in one_step)
         print(
             f"one step (median of {args.whole_rounds}): plain script {plain_one:.1f} s, lit_mnist fit {fit_one:.1f} s "
             f"(fit - plain = {fit_one - plain_one:.1f} s)"
