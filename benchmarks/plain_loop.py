@@ -72,14 +72,15 @@ def train(data, steps: int, seed: int = 42, batch_size: int = 100, on_step=None)
     return network
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(train_steps=train, description: str = __doc__.splitlines()[0]) -> None:
+    """The whole script: load the data, ``train_steps(data, steps)``, then the test pass."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--steps", type=int, default=5000)
     args = parser.parse_args()
     start = time.perf_counter()
     data = load(args.data_dir)
-    network = train(data, args.steps)
+    network = train_steps(data, args.steps)
     print(f"test accuracy {evaluate(network, *data['test']):.4f} after {time.perf_counter() - start:.1f} s")
 
 

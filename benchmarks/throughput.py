@@ -8,16 +8,17 @@ time, peak memory and the size of the seed run's event files.
 (a) and (b) train the post's network on the same batches for --steps steps with a validation pass each epoch; (b) runs
 exactly what `python -m lit_mnist fit` runs (TensorBoard logging, progress bar, validation, checkpoints). (c) reads
 torchvision's PIL images through ToTensor and a DataLoader and calls self.log every step. (d) is the floor of any
-Lightning port: (a)'s network and batches in a LightningModule with no logger, callbacks, progress bar or
-checkpoints. The default 1,100 steps are two epochs of 550 batches, so (b) and (d) validate at the same steps. They
-alternate for --rounds rounds, (b) and (d) back to back, and each figure is the median; steps/s counts from step
---warmup on. The ratios are also given per step: each run is cut into 50-step stretches (one logging interval and two
-progress-bar redraws each), and the fastest tenth of a run's stretches stands for its steps' own cost. On a shared
-machine other work only ever adds time, and it moves whole runs by 10-20%, far more than what is being measured, so
-the per-step ratios of runs taken back to back (b and d, b and e) are the figures to go by.
-Then `benchmarks/plain_loop.py` and `python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps,
-in their own process, alternating for --whole-rounds rounds: wall time (imports and data loading included, medians)
-and peak resident memory; then the same two commands for one step, which leaves what each costs besides its steps.
+Lightning port: (a)'s network and batches in a LightningModule with no logger, callbacks, progress bar or checkpoints
+(benchmarks/bare_loop.py). The default 1,100 steps are two epochs of 550 batches, so (b) and (d) validate at the same
+steps. They alternate for --rounds rounds, (b) and (d) back to back, and each figure is the median; steps/s counts from
+step --warmup on. The ratios are also given per step: each run is cut into 50-step stretches (one logging interval and
+two progress-bar redraws each), and the fastest tenth of a run's stretches stands for its steps' own cost. On a shared
+machine other work only ever adds time, and it moves whole runs by 10-20%, far more than what is being measured, so the
+per-step ratios of runs taken back to back (b and d, b and e) are the figures to go by.
+Then `benchmarks/plain_loop.py`, `benchmarks/bare_loop.py` (the floor of any Lightning port as a whole script) and
+`python -m lit_mnist fit --config configs/seed.yaml` each run whole, 5,000 steps, in their own process, in turn for
+--whole-rounds rounds: wall time (imports and data loading included, medians) and peak resident memory; then the same
+three commands for one step, which leaves what each costs besides its steps.
 """
 
 import argparse
@@ -38,6 +39,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+import bare_loop  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
 import plain_loop  # noqa: E402
 from lightning.pytorch.callbacks import LearningRateMonitor  # noqa: E402
@@ -48,7 +50,6 @@ from torchvision import transforms  # noqa: E402
 from torchvision.datasets import MNIST  # noqa: E402
 
 from lit_mnist.cli import LitMNISTCLI  # noqa: E402
-from lit_mnist.data.batches import SequentialBatches, ShuffledBatches  # noqa: E402
 from lit_mnist.tensorboard.extras import TensorBoardExtras  # noqa: E402
 
 
@@ -216,39 +217,11 @@ class NaiveMNIST(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1e-4)
 
 
-class BareMNIST(pl.LightningModule):
-    """Lightning's floor: the plain loop's network and steps, with nothing Lightning does not need."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.network = plain_loop.build(seed=42)
-
-    def training_step(self, batch, batch_idx):
-        images, labels = batch
-        return F.cross_entropy(self.network(plain_loop.pixels(images)), labels)
-
-    def validation_step(self, batch, batch_idx):
-        images, labels = batch
-        self.network(plain_loop.pixels(images))
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=1e-4)
-
-
 def bare(data, steps: int, warmup: int) -> tuple[float, list[float]]:
     """Steps per second, and seconds per step of each 50-step stretch, of the same batches through Lightning's loop
     with no logger, callbacks, progress bar or checkpoints."""
     timer = StepTimer(warmup)
-    trainer = pl.Trainer(
-        max_steps=steps,
-        callbacks=[timer],
-        logger=False,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        num_sanity_val_steps=0,
-    )
-    trainer.fit(BareMNIST(), ShuffledBatches(*data["train"], 100, seed=42), SequentialBatches(*data["val"], 100))
+    bare_loop.train(data, steps, callbacks=[timer])
     return (steps - warmup) / timer.seconds, timer.stretches
 
 
@@ -292,32 +265,18 @@ def whole_command(command: list[str]) -> tuple[float, float, float]:
     return float(seconds), float(mebibytes), events
 
 
-def in_turn(first: list[str], second: list[str], rounds: int) -> tuple[list[tuple], list[tuple]]:
-    """whole_command's figures for two commands run one after the other for some rounds, so that the machine's swings
-    fall on both alike and each pair is taken back to back."""
-    runs: tuple[list[tuple], list[tuple]] = ([], [])
+def in_turn(commands: list[list[str]], rounds: int) -> list[list[tuple]]:
+    """whole_command's figures for some commands run one after the other for some rounds, so that the machine's swings
+    fall on all alike and each round's runs are taken back to back."""
+    runs: list[list[tuple]] = [[] for _ in commands]
     for _ in range(rounds):
-        runs[0].append(whole_command(first))
-        runs[1].append(whole_command(second))
+        for command, figures in zip(commands, runs):
+            figures.append(whole_command(command))
     return runs
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
-    parser.add_argument("--steps", type=int, default=1100)
-    parser.add_argument("--naive-steps", type=int, default=300)
-    parser.add_argument("--warmup", type=int, default=50)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--whole-rounds", type=int, default=3, help="runs of each whole command, alternating")
-    parser.add_argument("--skip-whole", action="store_true", help="skip the whole-command comparison")
-    args = parser.parse_args()
-    data_dir = str(Path(args.data_dir).resolve())
-
-    print(
-        f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads, "
-        f"{os.cpu_count()} cores"
-    )
+def compare_steps(data_dir: str, args: argparse.Namespace) -> None:
+    """(a) to (e) in one process, alternating for args.rounds rounds."""
     data = plain_loop.load(data_dir)
     rates: dict[str, list[float]] = {"a": [], "b": [], "c": [], "d": [], "e": []}
     test_seconds: dict[str, list[float]] = {"b": [], "e": []}
@@ -379,32 +338,60 @@ def main() -> None:
     )
     print(f"test pass of 10,000 digits: {test_on:.2f} s with the extras, {test_off:.2f} s without")
 
+
+def compare_whole(data_dir: str, args: argparse.Namespace) -> None:
+    """The plain script, Lightning's floor (the same steps in a bare Trainer) and lit_mnist's fit as whole commands,
+    in turn."""
+    commands = {
+        "plain script": [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir],
+        "bare Lightning loop": [sys.executable, str(REPO / "benchmarks" / "bare_loop.py"), "--data-dir", data_dir],
+        "lit_mnist fit": [
+            *(sys.executable, "-m", "lit_mnist", "fit", "--config", str(REPO / "configs" / "seed.yaml")),
+            *("--data.data_dir", data_dir),
+        ],
+    }
+    runs = dict(zip(commands, in_turn(list(commands.values()), args.whole_rounds)))
+    wall, mib = ({name: statistics.median(run[index] for run in runs[name]) for name in runs} for index in (0, 1))
+    print(
+        f"whole command, 5,000 steps (median of {args.whole_rounds}): "
+        + "; ".join(f"{name} {wall[name]:.1f} s, {mib[name]:.0f} MiB peak" for name in commands)
+    )
+    for name, reference in (("bare Lightning loop", "plain script"), ("lit_mnist fit", "plain script"),
+                            ("lit_mnist fit", "bare Lightning loop")):  # fmt: skip
+        pairs = ", ".join(f"{run[0] / base[0]:.3f}" for run, base in zip(runs[name], runs[reference]))
+        print(f"    wall time {name} / {reference} = {wall[name] / wall[reference]:.3f} (rounds: {pairs})")
+    print(f"    peak memory lit_mnist fit / plain script = {mib['lit_mnist fit'] / mib['plain script']:.3f}")
+    print(f"event files of the seed run: {runs['lit_mnist fit'][-1][2]:.1f} MiB")
+    # The same commands for one step: what each costs besides its steps (start-up, test pass, exit).
+    one_step_options = {"plain script": ["--steps", "1"], "bare Lightning loop": ["--steps", "1"],
+                        "lit_mnist fit": ["--trainer.max_steps", "1"]}  # fmt: skip
+    one_step = in_turn([[*command, *one_step_options[name]] for name, command in commands.items()], args.whole_rounds)
+    seconds = [
+        f"{name} {statistics.median(run[0] for run in figures):.1f} s" for name, figures in zip(commands, one_step)
+    ]
+    print(f"one step (median of {args.whole_rounds}): {', '.join(seconds)}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
+    parser.add_argument("--steps", type=int, default=1100)
+    parser.add_argument("--naive-steps", type=int, default=300)
+    parser.add_argument("--warmup", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=5, help="rounds of (a) to (e); 0 skips them")
+    parser.add_argument("--whole-rounds", type=int, default=3, help="runs of each whole command, alternating")
+    parser.add_argument("--skip-whole", action="store_true", help="skip the whole-command comparison")
+    args = parser.parse_args()
+    data_dir = str(Path(args.data_dir).resolve())
+
+    print(
+        f"torch {torch.__version__}, lightning {pl.__version__}, {torch.get_num_threads()} threads, "
+        f"{os.cpu_count()} cores"
+    )
+    if args.rounds:
+        compare_steps(data_dir, args)
     if not args.skip_whole:
-        plain_command = [sys.executable, str(REPO / "benchmarks" / "plain_loop.py"), "--data-dir", data_dir]
-        seed_config = str(REPO / "configs" / "seed.yaml")
-        fit_command = [sys.executable, "-m", "lit_mnist", "fit", "--config", seed_config, "--data.data_dir", data_dir]
-        plain_runs, fit_runs = in_turn(plain_command, fit_command, args.whole_rounds)
-        plain_wall, plain_mib = (statistics.median(run[index] for run in plain_runs) for index in (0, 1))
-        fit_wall, fit_mib = (statistics.median(run[index] for run in fit_runs) for index in (0, 1))
-        pairs = ", ".join(f"{fit[0] / plain[0]:.3f}" for plain, fit in zip(plain_runs, fit_runs))
-        print(
-            f"whole command, 5,000 steps (median of {args.whole_rounds}): plain script {plain_wall:.1f} s, "
-            f"{plain_mib:.0f} MiB peak; lit_mnist fit {fit_wall:.1f} s, {fit_mib:.0f} MiB peak"
-        )
-        print(
-            f"wall time fit/plain = {fit_wall / plain_wall:.3f} (pairs: {pairs}), "
-            f"peak memory fit/plain = {fit_mib / plain_mib:.3f}"
-        )
-        print(f"event files of the seed run: {fit_runs[-1][2]:.1f} MiB")
-        # The same commands for one step: what each costs besides its steps (start-up, test pass, exit).
-        one_step = in_turn(
-            [*plain_command, "--steps", "1"], [*fit_command, "--trainer.max_steps", "1"], args.whole_rounds
-        )
-        plain_one, fit_one = (statistics.median(run[0] for run in runs) for runs in one_step)
-        print(
-            f"one step (median of {args.whole_rounds}): plain script {plain_one:.1f} s, lit_mnist fit {fit_one:.1f} s "
-            f"(fit - plain = {fit_one - plain_one:.1f} s)"
-        )
+        compare_whole(data_dir, args)
 
 
 if __name__ == "__main__":
