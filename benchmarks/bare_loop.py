@@ -5,6 +5,8 @@ the whole script that any Lightning port of the post's experiment is measured ag
     python benchmarks/bare_loop.py --data-dir ../shared/data
 """
 
+from collections.abc import Sequence
+
 import lightning.pytorch as pl
 import plain_loop
 import torch
@@ -33,7 +35,7 @@ class BareMNIST(pl.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=1e-4)
 
 
-def train(data, steps: int, callbacks: list[pl.Callback] = ()) -> nn.Module:
+def train(data, steps: int, callbacks: Sequence[pl.Callback] = ()) -> nn.Module:
     """The plain loop's training (its batches, a validation pass each epoch) in Lightning's loop."""
     trainer = pl.Trainer(
         max_steps=steps,
