@@ -129,6 +129,8 @@ def main() -> None:
     data_dir = str(Path(args.data_dir).resolve())
     if args.measure:
         measured_run(args.measure, data_dir, Collection(args.start, args.start + args.steps))
+    if not (Path(data_dir) / "MNIST" / "raw").is_dir():
+        raise SystemExit(f"no MNIST/raw folder in {data_dir}: give --data-dir the folder that holds it")
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
         if shutil.which(tool) is None:
             raise SystemExit(f"{tool} not found: install Valgrind (Debian: apt-get install valgrind)")
@@ -140,8 +142,9 @@ def main() -> None:
             for name, process in runs.items():
                 output = Path(folder) / name / "callgrind.out"
                 if process.wait() != 0 or not output.exists():
-                    log = (Path(folder) / name / "log.txt").read_text().strip().splitlines()
-                    raise SystemExit(f"{name} failed under Valgrind: {log[-1] if log else 'no output'}")
+                    log = (Path(folder) / name / "log.txt").read_text().splitlines()
+                    own = [line for line in log if line.strip() and not line.startswith("==")]  # not Valgrind's
+                    raise SystemExit(f"{name} failed under Valgrind: {own[-1] if own else 'no output'}")
                 total, parts = split(output)
                 per_step[name] = total / args.steps, Counter({part: n / args.steps for part, n in parts.items()})
         finally:
