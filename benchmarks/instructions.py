@@ -12,8 +12,12 @@ longer than one of MKL's.
 
 Each run is its own process under `valgrind --tool=callgrind` with one thread (OMP_NUM_THREADS=1: the OpenMP workers'
 spin-waiting would count too). Collection is on from step --start to step --start + --steps only, which leaves out
-start-up, the first steps and validation; the default 50 steps hold exactly one of (b)'s logging intervals. The three
-run at once, a few minutes of start-up and several seconds a step each under Valgrind: about 25 minutes on two cores.
+start-up, the first steps and validation; the default 50 steps hold exactly one of (b)'s logging intervals. The runs
+go at once, a few minutes of start-up and several seconds a step each under Valgrind: about 25 minutes for three on
+two cores. --runs can add (b) with one feature off (its TensorBoard extras, progress bar or checkpoints), whose
+difference from (b) is what that feature does per step:
+
+    python benchmarks/instructions.py --data-dir ../shared/data --runs fit fit-extras fit-progress-bar fit-checkpoints
 """
 
 import argparse
@@ -28,7 +32,28 @@ from collections import Counter
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-RUNS = {"plain": "(a) plain PyTorch loop", "bare": "(d) bare Lightning loop", "fit": "(b) lit_mnist fit"}
+RUNS = {
+    "plain": "(a) plain PyTorch loop",
+    "bare": "(d) bare Lightning loop",
+    "fit": "(b) lit_mnist fit",
+    # (b) with one of its features off: the difference from (b) is that feature's own count.
+    "fit-extras": "(b) without the TensorBoard extras",
+    "fit-progress-bar": "(b) without the progress bar",
+    "fit-checkpoints": "(b) without checkpoints",
+}
+
+
+def fit_options(name: str) -> list[str]:
+    """The fit command's options of one of the runs ("fit" or "fit-" and a feature)."""
+    if name == "fit-extras":
+        from throughput import EXTRAS_OFF
+
+        return EXTRAS_OFF
+    return {
+        "fit": [],
+        "fit-progress-bar": ["--trainer.enable_progress_bar=false"],
+        "fit-checkpoints": ["--trainer.enable_checkpointing=false"],
+    }[name]
 
 
 class Collection:
@@ -72,7 +97,7 @@ def measured_run(name: str, data_dir: str, collection: Collection) -> None:
     else:
         from lit_mnist.cli import LitMNISTCLI
 
-        args = ["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir]
+        args = ["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir, *fit_options(name)]
         with unittest.mock.patch("sys.argv", [sys.argv[0]]):  # LightningCLI reads sys.argv too
             cli = LitMNISTCLI(args=[*args, "--trainer.max_steps", str(steps)], run=False)
         cli.trainer.callbacks.append(AtBatchStart())
@@ -124,6 +149,9 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--start", type=int, default=50, help="steps before collection starts")
     parser.add_argument("--steps", type=int, default=50, help="steps collected")
+    parser.add_argument(
+        "--runs", nargs="+", choices=RUNS, default=["plain", "bare", "fit"], help="which to count, all at once"
+    )
     parser.add_argument("--measure", choices=RUNS, help=argparse.SUPPRESS)  # in the process under Valgrind
     args = parser.parse_args()
     data_dir = str(Path(args.data_dir).resolve())
@@ -137,7 +165,7 @@ def main() -> None:
 
     per_step: dict[str, tuple[float, Counter]] = {}
     with tempfile.TemporaryDirectory() as folder:
-        runs = {name: count(name, data_dir, args.start, args.steps, Path(folder)) for name in RUNS}
+        runs = {name: count(name, data_dir, args.start, args.steps, Path(folder)) for name in dict.fromkeys(args.runs)}
         try:
             for name, process in runs.items():
                 output = Path(folder) / name / "callgrind.out"
@@ -154,16 +182,21 @@ def main() -> None:
                     process.wait()
 
     print(f"instructions per training step, steps {args.start + 1} to {args.start + args.steps}, one thread:")
-    for name, label in RUNS.items():
-        total, parts = per_step[name]
+    for name, (total, parts) in per_step.items():
         shares = ", ".join(f"{part} {n / 1e6:.2f} M" for part, n in parts.most_common())
-        print(f"  {label:24s} {total / 1e6:7.2f} M  ({shares})")
-    (a, _), (d, bare_parts), (b, fit_parts) = (per_step[name] for name in RUNS)
-    print(f"  (d) over (a): {(d - a) / 1e6:+.2f} M a step ({d / a - 1:+.2%})")
-    print(
-        f"  (b) over (d): {(b - d) / 1e6:+.2f} M a step ({b / d - 1:+.2%}): "
-        + ", ".join(f"{part} {(fit_parts[part] - bare_parts[part]) / 1e6:+.2f} M" for part in fit_parts | bare_parts)
-    )
+        print(f"  {RUNS[name]:36s} {total / 1e6:7.2f} M  ({shares})")
+    for name, reference in (("bare", "plain"), ("fit", "bare")):
+        if name in per_step and reference in per_step:
+            (more, more_parts), (less, less_parts) = per_step[name], per_step[reference]
+            by_part = ", ".join(f"{part} {(more_parts[part] - less_parts[part]) / 1e6:+.2f} M" for part in more_parts)
+            print(
+                f"  {RUNS[name][:3]} over {RUNS[reference][:3]}: {(more - less) / 1e6:+.2f} M a step "
+                f"({more / less - 1:+.2%}): {by_part}"
+            )
+    for name in per_step:
+        if name.startswith("fit-") and "fit" in per_step:
+            own = per_step["fit"][0] - per_step[name][0]
+            print(f"  {RUNS[name]}: the feature's own {own / 1e6:+.2f} M a step")
 
 
 if __name__ == "__main__":
