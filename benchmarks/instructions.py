@@ -5,7 +5,7 @@
 throughput.py times (a) the plain PyTorch loop, (d) the bare Lightning loop and (b) lit_mnist's fit; on a shared
 machine its per-step ratios move by several percent from one run to the next, as much as the project's own cost per
 step. This counts the instructions each executes per step with Valgrind's callgrind, a figure that other work on the
-machine does not change: how much more work (b) does per step than (d), and whether a change adds or removes any.
+machine barely changes: how much more work (b) does per step than (d), and whether a change adds or removes any.
 It is not a time ratio: under Valgrind MKL takes its AVX2 kernels (there is no AVX-512 on Valgrind's simulated CPU),
 about twice the instructions for the same matrix products, and one instruction of the Python interpreter takes
 longer than one of MKL's.
