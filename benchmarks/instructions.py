@@ -76,7 +76,7 @@ class Collection:
 
 
 def measured_run(name: str, data_dir: str, collection: Collection) -> None:
-    """One of the three runs, in this process (which runs under Valgrind)."""
+    """One of the runs, in this process (which runs under Valgrind)."""
     sys.path.insert(0, str(REPO))
     sys.path.insert(0, str(REPO / "benchmarks"))
     import lightning.pytorch as pl
@@ -154,6 +154,8 @@ def main() -> None:
     )
     parser.add_argument("--measure", choices=RUNS, help=argparse.SUPPRESS)  # in the process under Valgrind
     args = parser.parse_args()
+    if args.start < 1 or args.steps < 1:
+        parser.error("--start and --steps must be at least 1")
     data_dir = str(Path(args.data_dir).resolve())
     if args.measure:
         measured_run(args.measure, data_dir, Collection(args.start, args.start + args.steps))
