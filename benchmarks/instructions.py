@@ -27,7 +27,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import unittest.mock
 from collections import Counter
 from pathlib import Path
 
@@ -41,19 +40,6 @@ RUNS = {
     "fit-progress-bar": "(b) without the progress bar",
     "fit-checkpoints": "(b) without checkpoints",
 }
-
-
-def fit_options(name: str) -> list[str]:
-    """The fit command's options of one of the runs ("fit" or "fit-" and a feature)."""
-    if name == "fit-extras":
-        from throughput import EXTRAS_OFF
-
-        return EXTRAS_OFF
-    return {
-        "fit": [],
-        "fit-progress-bar": ["--trainer.enable_progress_bar=false"],
-        "fit-checkpoints": ["--trainer.enable_checkpointing=false"],
-    }[name]
 
 
 class Collection:
@@ -95,11 +81,15 @@ def measured_run(name: str, data_dir: str, collection: Collection) -> None:
 
         bare_loop.train(plain_loop.load(data_dir), steps, callbacks=[AtBatchStart()])
     else:
-        from lit_mnist.cli import LitMNISTCLI
+        import throughput
 
-        args = ["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir, *fit_options(name)]
-        with unittest.mock.patch("sys.argv", [sys.argv[0]]):  # LightningCLI reads sys.argv too
-            cli = LitMNISTCLI(args=[*args, "--trainer.max_steps", str(steps)], run=False)
+        options = {
+            "fit": [],
+            "fit-extras": throughput.EXTRAS_OFF,
+            "fit-progress-bar": ["--trainer.enable_progress_bar=false"],
+            "fit-checkpoints": ["--trainer.enable_checkpointing=false"],
+        }[name]
+        cli = throughput.seed_fit(data_dir, steps, options)
         cli.trainer.callbacks.append(AtBatchStart())
         cli.trainer.fit(cli.model, cli.datamodule)
     raise SystemExit(f"{name} ended before step {collection.stop}")

@@ -151,23 +151,19 @@ class ProjectRun:
     stretches: list[float] = field(default_factory=list)  # seconds per step of each 50-step stretch
 
 
+def seed_fit(data_dir: str, steps: int, options: list[str]) -> LitMNISTCLI:
+    """`python -m lit_mnist fit --config configs/seed.yaml` for some steps, with more options, built but not run."""
+    args = ["--config", str(REPO / "configs" / "seed.yaml"), "--data.data_dir", data_dir, "--trainer.max_steps"]
+    # LightningCLI warns when it gets both args and a command line of its own (this script's).
+    with unittest.mock.patch("sys.argv", [sys.argv[0]]):
+        return LitMNISTCLI(args=[*args, str(steps), *options], run=False)
+
+
 def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> ProjectRun:
     """Training steps per second of `lit_mnist fit` (validation included), the seconds of its test pass, and the
     time spent in the TensorBoard extras' hooks (and Lightning's LearningRateMonitor's)."""
-    # LightningCLI warns when it gets both args and a command line of its own (this script's).
-    with in_temporary_folder(), unittest.mock.patch("sys.argv", [sys.argv[0]]):
-        cli = LitMNISTCLI(
-            args=[
-                "--config",
-                str(REPO / "configs" / "seed.yaml"),
-                "--data.data_dir",
-                data_dir,
-                "--trainer.max_steps",
-                str(steps),
-                *([] if extras else EXTRAS_OFF),
-            ],
-            run=False,
-        )
+    with in_temporary_folder():
+        cli = seed_fit(data_dir, steps, [] if extras else EXTRAS_OFF)
         timer = StepTimer(warmup)
         cli.trainer.callbacks.append(timer)
         extras_callbacks = [c for c in cli.trainer.callbacks if isinstance(c, (TensorBoardExtras, LearningRateMonitor))]
