@@ -156,10 +156,13 @@ class MNISTClassifier(LightningModule):
         # Written straight to the loggers at the number of steps taken: Lightning's self.log decides by its own
         # batch counter when to write, which drifts from this window under gradient accumulation and has no call
         # after the last step.
+        values = {name: float(value) for name, value in figures.items()}  # the window's one synchronisation
         for logger in self.loggers:
-            logger.log_metrics({name: float(value) for name, value in figures.items()}, step=self.global_step)
+            logger.log_metrics(values, step=self.global_step)
         if prog_bar:
-            self.log_dict(figures, prog_bar=True, logger=False)
+            # As tensors on the CPU: Lightning reads the progress bar's figures with .item() after every step until
+            # they are logged again, which for tensors on a GPU would wait for the device at every step.
+            self.log_dict({name: torch.tensor(value) for name, value in values.items()}, prog_bar=True, logger=False)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._step("val", batch)
