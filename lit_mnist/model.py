@@ -156,7 +156,7 @@ class MNISTClassifier(LightningModule):
         # Written straight to the loggers at the number of steps taken: Lightning's self.log decides by its own
         # batch counter when to write, which drifts from this window under gradient accumulation and has no call
         # after the last step.
-        values = {name: float(value) for name, value in figures.items()}  # the window's one synchronisation
+        values = {name: float(value) for name, value in figures.items()}  # read from the device once per window
         for logger in self.loggers:
             logger.log_metrics(values, step=self.global_step)
         if prog_bar:
