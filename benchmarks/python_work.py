@@ -8,11 +8,12 @@ opcode events) that counts the bytecodes each training step executes and files t
 belong to: the model's or the data module's hooks, each callback's hooks, Lightning's dispatch of those hooks, its
 refresh of logged results, and the rest of its loop with PyTorch's Python. The counts are the same on every run and
 machine with the same package versions (but for a few hundred at an interval's end, where TensorBoard's writer thread
-takes its turns), and the script takes seconds. Each step counts from its batch's start to the next's; steps --start + 1 to --start + --steps are counted (the default 50 hold one logging interval of (b)),
-split into the steps between logging intervals and the steps that end one. Only this thread is traced: TensorBoard's
-writer thread, which writes (b)'s event files, is not counted. Bytecodes are not time: one may be a list append or a
-call into MKL; this shows where the interpreter's work of instructions.py's count goes, not the matrix products'.
-It also counts the `Tensor.item()` calls of each step: on a GPU each one waits for the device to finish its queue.
+takes its turns), and the script takes seconds. Each step counts from its batch's start to the next's; steps
+--start + 1 to --start + --steps are counted (the default 50 hold one logging interval of (b)), split into the steps
+between logging intervals and the steps that end one. Only this thread is traced: TensorBoard's writer thread, which
+writes (b)'s event files, is not counted. Bytecodes are not time: one may be a list append or a call into MKL; this
+shows where the interpreter's work of instructions.py's count goes, not the matrix products'. It also counts the
+`Tensor.item()` calls of each step: on a GPU each one waits for the device to finish its queue.
 """
 
 import argparse
