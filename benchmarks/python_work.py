@@ -72,8 +72,10 @@ class StepCounter(pl.Callback):
         self.items: dict[str, Counter] = defaultdict(Counter)  # device type -> step -> Tensor.item() calls
         self._parts: dict[int, str] = {}  # id of a live frame -> its part
         self._step = 0
+        self.log_every = 0  # the run's logging interval
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.log_every = trainer.log_every_n_steps
         if trainer.global_step == self.start:
             self._begin()
         elif trainer.global_step == self.stop:
@@ -142,7 +144,6 @@ def main() -> None:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--start", type=int, default=50, help="steps before counting starts")
     parser.add_argument("--steps", type=int, default=50, help="steps counted")
-    parser.add_argument("--log-every", type=int, default=50, help="(b)'s logging interval, as its config sets it")
     args = parser.parse_args()
     if args.start < 1 or args.steps < 1:
         parser.error("--start and --steps must be at least 1")
@@ -153,8 +154,8 @@ def main() -> None:
     bare = count("bare", data_dir, args.start, args.steps)
     fit = count("fit", data_dir, args.start, args.steps)
     counted = list(range(args.start + 1, args.start + args.steps + 1))
-    between = [step for step in counted if step % args.log_every]
-    ends = [step for step in counted if not step % args.log_every]
+    between = [step for step in counted if step % fit.log_every]
+    ends = [step for step in counted if not step % fit.log_every]
     columns = [("(d) per step", bare, counted), ("(b) per step", fit, counted)]
     columns += [("(b) between intervals", fit, between)] if between else []
     columns += [("(b) interval's end", fit, ends)] if ends else []
