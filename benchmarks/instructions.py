@@ -76,22 +76,17 @@ def measured_run(name: str, data_dir: str, collection: Collection) -> None:
     steps = collection.stop + 1
     if name == "plain":
         plain_loop.train(plain_loop.load(data_dir), steps, on_step=collection.at_step)
-    elif name == "bare":
-        import bare_loop
-
-        bare_loop.train(plain_loop.load(data_dir), steps, callbacks=[AtBatchStart()])
     else:
         import throughput
 
         options = {
+            "bare": [],
             "fit": [],
             "fit-extras": throughput.EXTRAS_OFF,
             "fit-progress-bar": ["--trainer.enable_progress_bar=false"],
             "fit-checkpoints": ["--trainer.enable_checkpointing=false"],
         }[name]
-        cli = throughput.seed_fit(data_dir, steps, options)
-        cli.trainer.callbacks.append(AtBatchStart())
-        cli.trainer.fit(cli.model, cli.datamodule)
+        throughput.train_watched("bare" if name == "bare" else "fit", data_dir, steps, AtBatchStart(), options)
     raise SystemExit(f"{name} ended before step {collection.stop}")
 
 

@@ -27,9 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-import bare_loop  # noqa: E402
 import lightning.pytorch as pl  # noqa: E402
-import plain_loop  # noqa: E402
 import throughput  # noqa: E402
 import torch  # noqa: E402
 
@@ -122,12 +120,7 @@ class StepCounter(pl.Callback):
 def count(run: str, data_dir: str, start: int, steps: int) -> StepCounter:
     counter = StepCounter(start, start + steps)
     with throughput.in_temporary_folder():
-        if run == "bare":
-            bare_loop.train(plain_loop.load(data_dir), start + steps + 1, callbacks=[counter])
-        else:
-            cli = throughput.seed_fit(data_dir, start + steps + 1, [])
-            cli.trainer.callbacks.insert(0, counter)
-            cli.trainer.fit(cli.model, cli.datamodule)
+        throughput.train_watched(run, data_dir, start + steps + 1, counter)
     counter.bytecodes = {step: parts for step, parts in counter.bytecodes.items() if start < step <= start + steps}
     return counter
 

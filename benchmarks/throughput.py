@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import unittest.mock
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,6 +158,17 @@ def seed_fit(data_dir: str, steps: int, options: list[str]) -> LitMNISTCLI:
     # LightningCLI warns when it gets both args and a command line of its own (this script's).
     with unittest.mock.patch("sys.argv", [sys.argv[0]]):
         return LitMNISTCLI(args=[*args, str(steps), *options], run=False)
+
+
+def train_watched(run: str, data_dir: str, steps: int, watcher: pl.Callback, options: Sequence[str] = ()) -> None:
+    """Trains (d) the bare loop (run "bare") or (b) the seed config's fit with more options, for some steps, with
+    ``watcher`` as the first callback: a step's own batch-start hooks run after the watcher's."""
+    if run == "bare":
+        bare_loop.train(plain_loop.load(data_dir), steps, callbacks=[watcher])
+    else:
+        cli = seed_fit(data_dir, steps, list(options))
+        cli.trainer.callbacks.insert(0, watcher)
+        cli.trainer.fit(cli.model, cli.datamodule)
 
 
 def project(data_dir: str, steps: int, warmup: int, extras: bool = True) -> ProjectRun:
