@@ -24,6 +24,12 @@ class WriteFailed(UserError):
     exit_code = 4
 
 
+class ServerFailed(UserError):
+    """The server stopped because one of its processes died."""
+
+    exit_code = 1
+
+
 class TrainingStopped(UserError):
     """SIGINT or SIGTERM stopped training after the step under way, whose state ``checkpoint`` holds (None when the
     run keeps no checkpoints). The exit code is what a shell expects of a process ended by that signal."""

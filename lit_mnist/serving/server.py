@@ -1,6 +1,7 @@
 """``python -m lit_mnist serve``: the draw-a-digit page and the HTTP API on one LitServe server."""
 
 import multiprocessing
+import multiprocessing.connection
 import os
 import signal
 import socket
@@ -8,7 +9,7 @@ import threading
 import time
 import urllib.request
 from importlib import resources
-from typing import Any
+from typing import Any, Optional
 
 import litserve as ls
 from fastapi import Request
@@ -17,7 +18,7 @@ from fastapi.responses import FileResponse, JSONResponse
 from lightning.pytorch import LightningModule
 from starlette.staticfiles import StaticFiles
 
-from lit_mnist.errors import UserError
+from lit_mnist.errors import ServerFailed, UserError
 from lit_mnist.serving.api import DigitAPI
 
 MAX_BODY_BYTES = 5_000_000  # a photo of a digit fits; anything larger is refused before it is read in full
@@ -26,18 +27,65 @@ EXPECTED_BODY = '{"image": "<base64 of a PNG or JPEG file>"}'
 READY_WAIT_SECONDS = 300  # a worker loads torch and the network: seconds, or minutes on a busy machine
 
 
+_serving = False  # while serve() runs, the processes forked from this one are the server's helpers
+
+
+def _as_helper_process() -> None:
+    """In a process forked while serving: a process group of its own, out of reach of a terminal's Ctrl-C, ended by
+    the SIGTERM with which the main process stops it (uvicorn sets its own handler for its graceful shutdown)."""
+    if _serving:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+os.register_at_fork(after_in_child=_as_helper_process)
+
+
 class DigitServer(ls.LitServer):
-    """LitServe's server, whose inference workers leave stopping to the main process."""
+    """LitServe's server, whose main process alone decides when and in which order its processes stop.
+
+    A terminal's Ctrl-C signals every process of its foreground group. The web server (uvicorn, in a process forked
+    by LitServe) would then get two signals: that SIGINT and the SIGTERM with which LitServe's main process stops it;
+    when the SIGINT is handled second, uvicorn takes it for a second Ctrl-C and quits at once, without the
+    application's shutdown, and Starlette reports the cancelled lifespan task with a traceback. So the processes
+    that LitServe forks (the web server, the queues' manager) leave the terminal's group, and the inference workers
+    start with SIGINT ignored: a Ctrl-C reaches the main process alone, which stops the others in order.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # LitServe's monitor thread shuts the server down when a worker dies, and races with every other shutdown
+        # (it sees the workers that shutdown stopped, or asks the queues' manager after it is gone, and logs an
+        # error). Private, the one switch: WorkerWatch (below) does the monitor's job, and stands down first.
+        self._monitor_workers = False
+        self.watch = WorkerWatch()
 
     def launch_inference_worker(self, lit_api: ls.LitAPI) -> list[multiprocessing.Process]:
-        # Ctrl-C in a terminal reaches every process of the server. Workers start with SIGINT ignored (a spawned
-        # process inherits that, and only that): the main process stops them once the web server takes no more
-        # requests, instead of each dying mid-answer, or mid-import, with a traceback.
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a spawned process inherits that, and only that
         try:
-            return super().launch_inference_worker(lit_api)
+            workers = super().launch_inference_worker(lit_api)
         finally:
             signal.signal(signal.SIGINT, previous)
+        self.watch.start(workers)
+        return workers
+
+
+class WorkerWatch:
+    """Stops the server when an inference worker dies while it serves, unless the server is stopping anyway."""
+
+    def __init__(self) -> None:
+        self.stopping = threading.Event()
+        self.died: Optional[multiprocessing.Process] = None
+
+    def start(self, workers: list[multiprocessing.Process]) -> None:
+        threading.Thread(target=self._wait, args=(workers,), daemon=True).start()
+
+    def _wait(self, workers: list[multiprocessing.Process]) -> None:
+        ended = multiprocessing.connection.wait([worker.sentinel for worker in workers])
+        if not self.stopping.is_set():
+            self.died = next(worker for worker in workers if worker.sentinel in ended)
+            os.kill(os.getpid(), signal.SIGTERM)  # the main process stops everything, as for a user's SIGTERM
 
 
 def build_server(
@@ -76,17 +124,19 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
     """Run ``server`` until Ctrl-C or SIGTERM, printing the page's address once it answers."""
     _check_port_free(host, port)
     local = "[::1]" if host == "::" else "127.0.0.1"
-    threading.Thread(target=_announce_when_ready, args=(host, local, port), daemon=True).start()
-    # SIGTERM (docker stop, systemd, kill) shuts down like Ctrl-C, stopping the workers too, instead of ending this
-    # process alone. The web server's process, forked from this one, inherits the handlers.
-    main_process = os.getpid()
+    stopping, printing = server.watch.stopping, threading.Lock()
+    threading.Thread(target=_announce_when_ready, args=(host, local, port, stopping, printing), daemon=True).start()
 
     def stop(signum: int, frame: Any) -> None:
-        if os.getpid() == main_process:
+        # SIGTERM (docker stop, systemd, kill) stops the server as Ctrl-C does, workers included. Once: a second
+        # signal would cut LitServe's shutdown short.
+        if not stopping.is_set():
+            stopping.set()
             raise KeyboardInterrupt
-        # In the web server's process: uvicorn has finished its own graceful shutdown and passes the signal on.
 
+    global _serving
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    _serving = True
     try:
         server.run(
             host=host,
@@ -97,11 +147,18 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
             access_log=access_log,
         )
     except KeyboardInterrupt:  # while starting, before LitServe's own handling of Ctrl-C begins
-        _stop_children()
+        pass
     finally:
+        stopping.set()
+        _stop_children()  # those LitServe had not yet handed its shutdown, if the signal came while it started them
+        _serving = False
         for number, handler in previous.items():
             signal.signal(number, handler)
-    print("Server stopped.")
+    with printing:
+        print("Server stopped.", flush=True)
+    died = server.watch.died
+    if died is not None:
+        raise ServerFailed(f"the inference worker stopped unexpectedly (exit code {died.exitcode}), so the server did")
 
 
 def _stop_children() -> None:
@@ -122,10 +179,10 @@ def _check_port_free(host: str, port: int) -> None:
             raise UserError(f"--port {port}: cannot listen on {host}:{port} ({error.strerror}); choose another port")
 
 
-def _announce_when_ready(host: str, local: str, port: int) -> None:
+def _announce_when_ready(host: str, local: str, port: int, stopping: threading.Event, printing: threading.Lock) -> None:
     deadline = time.monotonic() + READY_WAIT_SECONDS
     direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # never through the user's http_proxy
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and not stopping.is_set():
         try:
             with direct.open(f"http://{local}:{port}/health", timeout=2) as answer:
                 if answer.status == 200:
@@ -140,4 +197,6 @@ def _announce_when_ready(host: str, local: str, port: int) -> None:
         where = f"{page} here, http://{socket.gethostname()}:{port}/ from other machines"
     else:
         where = page
-    print(f"Draw a digit at {where}; the API is POST {page}predict. Ctrl-C stops the server.", flush=True)
+    with printing:
+        if not stopping.is_set():
+            print(f"Draw a digit at {where}; the API is POST {page}predict. Ctrl-C stops the server.", flush=True)

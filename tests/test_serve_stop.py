@@ -1,0 +1,164 @@
+"""How `serve` stops: Ctrl-C (SIGINT to the whole process group, as a terminal sends it) and SIGTERM (to the server,
+as `kill` and service managers send it), each many times, at the moments a user stops a server.
+
+Every stop must end with "Server stopped.", exit 0, nothing on stderr, no process of the server left and the port
+free. A stop that goes wrong does so at random (it depends on which process handles the signal first), so each
+moment is tried several times.
+"""
+
+import base64
+import contextlib
+import io
+import json
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+import urllib.error
+import urllib.request
+
+import pytest
+from PIL import Image
+
+from tests.conftest import free_port
+from tests.test_serve import START_SECONDS, session_processes, start_server, wait_for_health
+
+REPEATS = 5  # per moment and signal: 4 moments x 5 = 20 stops of each signal
+MOMENTS = ("start-up", "after the address", "during requests", "after a batch of requests")
+
+
+def _body() -> bytes:
+    image = Image.new("L", (280, 280), 255)
+    image.paste(0, (110, 50, 170, 230))  # a dark bar on white: a 1 as a user would draw it
+    png = io.BytesIO()
+    image.save(png, format="PNG")
+    return json.dumps({"image": base64.b64encode(png.getvalue()).decode()}).encode()
+
+
+BODY = _body()
+
+
+def post(url: str) -> int:
+    request = urllib.request.Request(f"{url}/predict", data=BODY, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return answer.status
+
+
+def wait_for_workers(process: subprocess.Popen) -> None:
+    """Wait until the server has started processes of its own (its inference worker is loading): mid start-up."""
+    deadline = time.monotonic() + START_SECONDS
+    while len(session_processes(process.pid)) < 3:
+        assert process.poll() is None, f"the server stopped: {process.communicate()}"
+        assert time.monotonic() < deadline, f"no worker processes within {START_SECONDS} s"
+        time.sleep(0.05)
+
+
+def read_address(process: subprocess.Popen) -> str:
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    assert ready, "no address printed within 30 s of /health answering"
+    return process.stdout.readline()
+
+
+@contextlib.contextmanager
+def clients_posting(url: str, count: int = 4):
+    """Clients sending requests one after another until the block ends; refused or cut answers are expected then."""
+    stop = threading.Event()
+
+    def client() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(OSError, urllib.error.URLError):
+                post(url)
+
+    threads = [threading.Thread(target=client, daemon=True) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=60)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+@pytest.mark.parametrize("moment", MOMENTS)
+def test_every_stop_is_clean(checkpoint, tmp_path, signum, moment):
+    group = signum == signal.SIGINT  # a terminal's Ctrl-C signals every process of the foreground group
+    for attempt in range(REPEATS):
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        process = start_server(checkpoint, port, cwd=tmp_path)
+        address = ""
+        try:
+            if moment == "start-up":
+                wait_for_workers(process)
+                time.sleep(attempt * 0.3)  # a little later into the start-up each time
+            else:
+                wait_for_health(process, url)
+                address = read_address(process)
+            if moment == "after a batch of requests":
+                threads = [threading.Thread(target=post, args=(url,)) for _ in range(16)]
+                for thread in threads:
+                    thread.start()
+                for thread in threads:
+                    thread.join(timeout=60)
+            with clients_posting(url) if moment == "during requests" else contextlib.nullcontext():
+                if moment == "during requests":
+                    time.sleep(0.1 + attempt * 0.1)
+                if group:
+                    os.killpg(process.pid, signum)
+                else:
+                    process.send_signal(signum)
+                try:
+                    out, err = process.communicate(timeout=60)
+                except subprocess.TimeoutExpired:
+                    raise AssertionError(f"{moment}, stop {attempt + 1}: not stopped within 60 s of the signal")
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.communicate()
+        where = f"{moment}, stop {attempt + 1}"
+        assert process.returncode == 0, f"{where}: exit {process.returncode}: {err}"
+        assert err == "", f"{where}: {err}"
+        announced = f"Draw a digit at {url}/; the API is POST {url}/predict. Ctrl-C stops the server.\n"
+        stopped = address + out
+        if moment == "start-up":  # the server may have become ready just before the signal
+            assert stopped in ("Server stopped.\n", announced + "Server stopped.\n"), f"{where}: {stopped!r}"
+        else:
+            assert stopped == announced + "Server stopped.\n", f"{where}: {stopped!r}"
+        deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once it sees the server gone
+        while session_processes(process.pid) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not session_processes(process.pid), f"{where}: processes of the server are left running"
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
+    assert list(tmp_path.iterdir()) == []  # no client.py, no run folder
+
+
+def test_a_worker_that_dies_stops_the_server_with_one_line(checkpoint, tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    process = start_server(checkpoint, port, cwd=tmp_path)
+    try:
+        wait_for_health(process, url)
+        address = read_address(process)
+        worker = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "multiprocessing.spawn"],
+                                capture_output=True, text=True).stdout.split()  # fmt: skip
+        assert len(worker) == 1, worker
+        os.kill(int(worker[0]), signal.SIGKILL)  # as the kernel's out-of-memory killer would
+        out, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 1, err
+    assert err == "error: the inference worker stopped unexpectedly (exit code -9), so the server did\n"
+    assert address.startswith("Draw a digit at") and out == "Server stopped.\n"
+    deadline = time.monotonic() + 10
+    while session_processes(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not session_processes(process.pid), "processes of the server are left running"
