@@ -14,6 +14,7 @@ from typing import Any, Literal, NoReturn, Optional
 import torch
 import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
+from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
@@ -34,16 +35,22 @@ from lit_mnist.trainer import Trainer
 TRAINER_DEFAULTS: dict[str, Any] = {
     "max_steps": 5000,
     "log_every_n_steps": 50,
-    # As a class path rather than jsonargparse's lazy_instance, which looks for its caller's module through
-    # inspect.stack(), reading the source of every frame: 0.1 s of each command's start.
     "logger": {"class_path": f"{TensorBoardLogger.__module__}.{TensorBoardLogger.__qualname__}"},
     # RunSummary prints the network's layers: Lightning's model summary would list the metric objects too.
     "enable_model_summary": False,
-    # Always on: exact resume needs the RNG states; the test figures are part of every run's TensorBoard page; a
-    # run's final weights are validated (and can be the best checkpoint) however its last epoch ends.
-    # Ctrl-C and SIGTERM save the step reached.
-    "callbacks": [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary(), SignalStop()],
 }
+
+
+def persistent_callbacks() -> list[Callback]:
+    """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process).
+
+    Exact resume needs the RNG states; the test figures are part of every run's TensorBoard page; a run's final
+    weights are validated (and can be the best checkpoint) however its last epoch ends; Ctrl-C and SIGTERM save
+    the step reached.
+    """
+    return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary(), SignalStop()]
+
+
 CHECKPOINT_DEFAULTS = {
     "monitor": "acc/val",
     "mode": "max",
@@ -89,7 +96,7 @@ class LitMNISTCLI(LightningCLI):
                 MNISTClassifier,
                 MNISTDataModule,
                 trainer_class=Trainer,
-                trainer_defaults=TRAINER_DEFAULTS,
+                trainer_defaults={**TRAINER_DEFAULTS, "callbacks": persistent_callbacks()},
                 seed_everything_default=SEED,
                 parser_class=OneLineErrorParser,
                 save_config_callback=ConfigToTensorBoard,

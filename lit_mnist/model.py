@@ -58,7 +58,6 @@ class MNISTClassifier(LightningModule):
         hidden_sizes = [int(size) for size in hidden_sizes]
         learning_rate, momentum, weight_decay, dropout = map(float, (learning_rate, momentum, weight_decay, dropout))
         self.save_hyperparameters()
-        self.learning_rate = learning_rate  # a plain attribute, so Lightning's LR finder can set it
 
         sizes = [IMAGE_SIZE * IMAGE_SIZE, *hidden_sizes, NUM_CLASSES]
         layers: OrderedDict[str, nn.Module] = OrderedDict()
@@ -203,14 +202,14 @@ class MNISTClassifier(LightningModule):
         if self.hparams.optimizer == "sgd":
             optimizer = torch.optim.SGD(
                 self.parameters(),
-                lr=self.learning_rate,
+                lr=self.hparams.learning_rate,
                 momentum=self.hparams.momentum,
                 weight_decay=self.hparams.weight_decay,
             )
         else:
             # The fused kernel updates all parameters in one pass: on a CPU it roughly halves AdamW's share of a step.
             optimizer = torch.optim.AdamW(
-                self.parameters(), lr=self.learning_rate, weight_decay=self.hparams.weight_decay, fused=True
+                self.parameters(), lr=self.hparams.learning_rate, weight_decay=self.hparams.weight_decay, fused=True
             )
         if self.hparams.lr_schedule == "constant":
             return optimizer
@@ -219,7 +218,7 @@ class MNISTClassifier(LightningModule):
             scheduler = torch.optim.lr_scheduler.OneCycleLR(
                 # Momentum stays what the config says rather than cycling with the rate.
                 optimizer,
-                max_lr=self.learning_rate,
+                max_lr=self.hparams.learning_rate,
                 total_steps=total_steps,
                 cycle_momentum=False,
             )

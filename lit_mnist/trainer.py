@@ -144,7 +144,9 @@ class Trainer(pl.Trainer):
         """
         if output is not None and Path(output).exists():
             raise UserError(f"--output {output} already exists; choose another file name or move it away")
-        self.callbacks.append(PredictionWriter(output))
+        # One writer per call: a second predict from Python replaces the first's rather than printing twice.
+        others = [callback for callback in self.callbacks if not isinstance(callback, PredictionWriter)]
+        self.callbacks = [*others, PredictionWriter(output)]
         self.skip_empty_batch_hooks()
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
 

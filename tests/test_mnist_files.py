@@ -60,7 +60,8 @@ def test_download_failure_says_where_to_put_the_files(tmp_path, monkeypatch):
         raise RuntimeError("Error downloading train-images-idx3-ubyte.gz:\n<urlopen error [Errno -3]>")
 
     monkeypatch.setattr(mnist_files.MNIST, "download", offline)
-    with pytest.raises(UserError, match=r"could not download MNIST into .*MNIST/raw .*copy the four files"):
+    expected = r"cannot download MNIST \(\[Errno -3\]\): put the four MNIST files in .*/MNIST/raw/ yourself"
+    with pytest.raises(UserError, match=expected):
         MNISTDataModule(str(tmp_path)).prepare_data()
 
 

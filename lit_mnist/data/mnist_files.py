@@ -6,6 +6,7 @@ and size is checked here first, so that a bad file gets a message naming it and 
 
 import hashlib
 import math
+import re
 import shutil
 import struct
 from pathlib import Path
@@ -53,9 +54,8 @@ def download(data_dir: str | Path) -> None:
             if path.is_dir() and not any(path.iterdir()):
                 path.rmdir()
         raise UserError(
-            f"could not download MNIST into {folder} ({_reason(error)}). Without network access, copy the four "
-            f"files {', '.join(OFFICIAL_FILES)} into {folder}, or point --data.data_dir at a folder that holds "
-            "MNIST/raw/ with them"
+            f"cannot download MNIST ({_reason(error)}): put the four MNIST files in {folder}/ yourself, or point "
+            "--data.data_dir at a folder that holds MNIST/raw/"
         ) from None
 
 
@@ -121,6 +121,9 @@ def _sha256(path: Path) -> str:
 
 
 def _reason(error: BaseException) -> str:
-    """The error's message on one line: torchvision's names the file, then what each mirror answered."""
+    """Why the download failed, in a few words: torchvision's message lists every mirror it tried and what each
+    answered; the last answer says enough ("Name or service not known" when there is no network)."""
     text = " ".join(str(error).split()) or type(error).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
+    answers = re.findall(r"<urlopen error (?:\[Errno -?\d+\] )?([^>]*)>", text)
+    reason = answers[-1] if answers else text
+    return reason if len(reason) <= 80 else reason[:77] + "..."

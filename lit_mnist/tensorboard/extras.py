@@ -28,6 +28,7 @@ from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite, 
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchvision.utils import make_grid
 
+from lit_mnist.data.images import to_model_input
 from lit_mnist.model import IMAGE_SIZE, NUM_CLASSES
 
 
@@ -106,7 +107,8 @@ class TensorBoardExtras(Callback):
         if self.speed:
             steps_per_second = (step - then_step) / (now - then)
             figures["train/steps_per_second"] = steps_per_second
-            figures["train/images_per_second"] = steps_per_second * len(batch[1]) * trainer.world_size
+            images_per_step = len(batch[1]) * trainer.accumulate_grad_batches * trainer.world_size
+            figures["train/images_per_second"] = steps_per_second * images_per_step
         self._clock = (now, step)
         if figures:
             _log(trainer, figures, step)
@@ -141,14 +143,15 @@ class TensorBoardExtras(Callback):
         experiment.flush()
 
     def _batch(self, trainer: Trainer, pl_module: LightningModule) -> tuple[Tensor, Tensor]:
-        """The first validation digits, prepared as the model sees them (never augmented), kept for the run."""
+        """The first validation digits, prepared as the model sees them and never augmented, kept for the run.
+
+        Not through the data module's on_after_batch_transfer: during training it augments, drawing random numbers
+        that training would then not draw."""
         if self._fixed_batch is None:
             images, labels = [], []
             for batch in trainer.datamodule.val_dataloader():
-                batch = pl_module.transfer_batch_to_device(batch, pl_module.device, 0)
-                batch = trainer.datamodule.on_after_batch_transfer(batch, 0)
-                images.append(batch[0])
-                labels.append(batch[1])
+                images.append(to_model_input(batch[0].to(pl_module.device)))
+                labels.append(batch[1].to(pl_module.device))
                 if sum(len(part) for part in labels) >= self.histogram_digits:
                     break
             self._fixed_batch = torch.cat(images)[: self.histogram_digits], torch.cat(labels)[: self.histogram_digits]
