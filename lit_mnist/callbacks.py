@@ -63,8 +63,6 @@ class RNGStateCheckpoint(Callback):
         return torch.stack(rows).cpu()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if state_dict["torch"].dim() == 1:  # written by lit_mnist 0.1, which kept process 0's state alone
-            state_dict = {name: state[None] for name, state in state_dict.items()}
         self._states_to_restore = state_dict
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:

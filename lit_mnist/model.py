@@ -4,20 +4,16 @@ from collections import OrderedDict
 from typing import Any, Literal
 
 import torch
-from jsonargparse.typing import PositiveInt, restricted_number_type
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch import LightningModule
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
-# Finite and > 0: argparse-level checks so `--model.learning_rate -1` or `nan` fails before anything runs.
-PositiveFiniteFloat = restricted_number_type("PositiveFiniteFloat", float, [(">", 0), ("<", float("inf"))])
-NonNegativeFiniteFloat = restricted_number_type("NonNegativeFiniteFloat", float, [(">=", 0), ("<", float("inf"))])
-Probability = restricted_number_type("Probability", float, [(">=", 0), ("<", 1)])
+from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
+from lit_mnist.options import NonNegativeFiniteFloat, PositiveFiniteFloat, Probability
 
-NUM_CLASSES = 10
-IMAGE_SIZE = 28
 # Mean and standard deviation of the MNIST training pixels in [0, 1], the usual input normalisation.
 PIXEL_MEAN, PIXEL_STD = 0.1307, 0.3081
 

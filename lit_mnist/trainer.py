@@ -11,114 +11,18 @@ from typing import Any, Literal, Optional
 
 import lightning.pytorch as pl
 import torch
-from jsonargparse.typing import PositiveInt, restricted_number_type
+from jsonargparse.typing import PositiveInt
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 
 from lit_mnist.errors import UserError
-from lit_mnist.model import NonNegativeFiniteFloat, PositiveFiniteFloat
+from lit_mnist.options import NonNegativeFiniteFloat, Port, PositiveFiniteFloat
 from lit_mnist.predictions import PredictionWriter
 from lit_mnist.serving.onnx_export import export_onnx
 
-# Ports below 1024 need root on most systems; LitServe refuses them.
-Port = restricted_number_type("Port", int, [(">=", 1024), ("<=", 65535)])
-
-
-# The hooks Lightning calls on every callback for every batch: six per training step, two per evaluated batch.
-BATCH_HOOKS = (
-    "on_train_batch_start", "on_before_backward", "on_after_backward", "on_before_optimizer_step",
-    "on_before_zero_grad", "on_train_batch_end", "on_validation_batch_start", "on_validation_batch_end",
-    "on_test_batch_start", "on_test_batch_end", "on_predict_batch_start", "on_predict_batch_end",
-)  # fmt: skip
-
 
 class Trainer(pl.Trainer):
-    """Lightning's Trainer, whose predict also prints its results, with lr_find, export and serve methods.
-
-    fit, validate and test are Lightning's own, with descriptions that fit the command line's help, and without the
-    cost of the callbacks' empty batch hooks (see ``skip_empty_batch_hooks``).
-    """
-
-    def fit(
-        self,
-        model: pl.LightningModule,
-        train_dataloaders: Any = None,
-        val_dataloaders: Any = None,
-        datamodule: Optional[pl.LightningDataModule] = None,
-        ckpt_path: Optional[str] = None,
-        weights_only: Optional[bool] = None,
-    ) -> None:
-        """Train the network, validating after each epoch and after the last step (the fit command then tests it).
-
-        Args:
-            model: The network.
-            train_dataloaders: Training batches; by default the data module's training split.
-            val_dataloaders: Validation batches; by default the data module's validation split.
-            datamodule: The data.
-            ckpt_path: A checkpoint to start from: a run's checkpoints/last.ckpt continues that run exactly, in its
-                folder ("last": the newest run's); any other checkpoint starts a new run from its weights.
-            weights_only: Load only tensors and plain data from the checkpoint.
-        """
-        self.skip_empty_batch_hooks()
-        super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
-
-    def skip_empty_batch_hooks(self) -> None:
-        """Keeps Lightning from calling the batch hooks that the callbacks leave empty.
-
-        Lightning calls every batch hook of every callback on every batch, each through its profiler's bookkeeping,
-        about 2 microseconds a call whether the hook does anything or not: with a run's dozen callbacks, some 4% of a
-        training step of this small network. It skips a hook that is not callable, so each hook that a callback
-        leaves as Callback's empty method is set to None on that callback (its class is untouched). A hook given to
-        the instance (as LambdaCallback's are) or overridden by its class is kept.
-        """
-        for callback in self.callbacks:
-            for name in BATCH_HOOKS:
-                if getattr(getattr(callback, name), "__func__", None) is getattr(pl.Callback, name):
-                    setattr(callback, name, None)
-
-    def validate(
-        self,
-        model: Optional[pl.LightningModule] = None,
-        dataloaders: Any = None,
-        ckpt_path: Optional[str] = None,
-        verbose: bool = True,
-        datamodule: Optional[pl.LightningDataModule] = None,
-        weights_only: Optional[bool] = None,
-    ) -> list[dict[str, float]]:
-        """Evaluate a checkpoint on the 5,000 validation images and print loss/val and acc/val; writes nothing.
-
-        Args:
-            model: The network.
-            dataloaders: Batches to evaluate; by default the data module's validation split.
-            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
-            verbose: Print the results table.
-            datamodule: The data; its settings come from the checkpoint unless given on the command line.
-            weights_only: Load only tensors and plain data from the checkpoint.
-        """
-        self.skip_empty_batch_hooks()
-        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
-
-    def test(
-        self,
-        model: Optional[pl.LightningModule] = None,
-        dataloaders: Any = None,
-        ckpt_path: Optional[str] = None,
-        verbose: bool = True,
-        datamodule: Optional[pl.LightningDataModule] = None,
-        weights_only: Optional[bool] = None,
-    ) -> list[dict[str, float]]:
-        """Evaluate a checkpoint on the 10,000 test images and print loss/test and acc/test; writes nothing.
-
-        Args:
-            model: The network.
-            dataloaders: Batches to evaluate; by default the data module's test set.
-            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
-            verbose: Print the results table.
-            datamodule: The data; its settings come from the checkpoint unless given on the command line.
-            weights_only: Load only tensors and plain data from the checkpoint.
-        """
-        self.skip_empty_batch_hooks()
-        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+    """Lightning's Trainer, whose predict also prints its results, with lr_find, export and serve methods."""
 
     def predict(
         self,
@@ -147,7 +51,6 @@ class Trainer(pl.Trainer):
         # One writer per call: a second predict from Python replaces the first's rather than printing twice.
         others = [callback for callback in self.callbacks if not isinstance(callback, PredictionWriter)]
         self.callbacks = [*others, PredictionWriter(output)]
-        self.skip_empty_batch_hooks()
         return super().predict(model, dataloaders, datamodule, return_predictions, ckpt_path, weights_only)
 
     def export(

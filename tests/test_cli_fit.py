@@ -424,14 +424,3 @@ def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
     assert sorted(tags["images"]) == ["test/confusion_matrix", "test/misclassified"]
     assert [tag for tag in tags["tensors"] if not tag.startswith("_hparams_")] == []
     assert not (run / "projector_config.pbtxt").exists()
-
-
-def test_a_config_saved_before_the_logger_moved_still_loads(fitted, tmp_path):
-    work, _ = fitted
-    config = yaml.safe_load((work / "lightning_logs" / "version_0" / "config.yaml").read_text())
-    assert config["trainer"]["logger"]["class_path"] == "lit_mnist.tensorboard.logger.TensorBoardLogger"
-    config["trainer"]["logger"]["class_path"] = "lit_mnist.logger.TensorBoardLogger"  # as lit_mnist 0.1 wrote it
-    (tmp_path / "old.yaml").write_text(yaml.safe_dump(config))
-    result = run_cli("fit", "--config", str(tmp_path / "old.yaml"), "--print_config", cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert yaml.safe_load(result.stdout)["trainer"]["logger"]["init_args"]["log_graph"] is True

@@ -13,7 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from torch import Tensor
 from torchvision.transforms.v2.functional import pil_to_tensor, resize
 
-from lit_mnist.model import IMAGE_SIZE
+from lit_mnist.data.mnist_files import IMAGE_SIZE
 
 DIGIT_BOX = 20  # the longer side of a digit, in pixels
 # Where MNIST's digits have their centre of mass, in pixel coordinates (measured: 13.99 and 14.01 on the test set).

@@ -23,6 +23,8 @@ OFFICIAL_FILES = {
     "t10k-images-idx3-ubyte": (3, 7840016, "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7"),
     "t10k-labels-idx1-ubyte": (1, 10008, "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2"),
 }
+IMAGE_SIZE = 28  # pixels a side
+NUM_CLASSES = 10  # the digits 0 to 9
 UNSIGNED_BYTE = 0x08  # the IDX type code MNIST uses for pixels and labels
 
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import torch
 from lightning.pytorch import LightningModule
 
+from lit_mnist.data.mnist_files import IMAGE_SIZE
 from lit_mnist.errors import UserError
-from lit_mnist.model import IMAGE_SIZE
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 

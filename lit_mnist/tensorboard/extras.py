@@ -4,32 +4,21 @@ Everything here runs when a validation or the test pass ends, or once per loggin
 training steps, so training runs as fast with it as without it (see the README's benchmark).
 """
 
-import io
-import math
 import time
-from pathlib import Path
 from typing import Any, Optional
-from urllib.parse import quote
 
-import PIL.Image
 import torch
-from google.protobuf import text_format
 from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import grad_norm
-from tensorboard.compat.proto.summary_pb2 import Summary
-from tensorboard.plugins.projector.projector_config_pb2 import ProjectorConfig
 from torch import Tensor, nn
 from torch.nn import functional as F
-
-# add_embedding's helpers (private), for the files it writes: see _add_embedding.
-from torch.utils.tensorboard._embedding import get_embedding_info, make_sprite, make_tsv, write_pbtxt
 from torchmetrics.utilities.distributed import gather_all_tensors
 from torchvision.utils import make_grid
 
 from lit_mnist.data.images import to_model_input
-from lit_mnist.model import IMAGE_SIZE, NUM_CLASSES
+from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
 
 
 class TensorBoardExtras(Callback):
@@ -79,7 +68,6 @@ class TensorBoardExtras(Callback):
         self.pr_curves = pr_curves
         self.config_text = config_text
         self._fixed_batch: Optional[tuple[Tensor, Tensor]] = None
-        self._projectors: dict[str, ProjectorConfig] = {}  # the embeddings written into each run folder
         self._validations = 0
         self._clock: Optional[tuple[float, int]] = None  # time and step of the last logging interval
 
@@ -131,7 +119,7 @@ class TensorBoardExtras(Callback):
         if self.first_layer_units and linears:
             weights = next(iter(linears.values())).weight.detach()[: self.first_layer_units]
             if weights.shape[1] == IMAGE_SIZE * IMAGE_SIZE:
-                _add_grey_image(experiment, f"weights/{next(iter(linears))}_units", _unit_grid(weights), step)
+                experiment.add_image(f"weights/{next(iter(linears))}_units", _unit_grid(weights), step)
         if self.histograms:
             for name, layer in linears.items():
                 _add_histogram(experiment, f"weights/{name}", layer.weight.detach(), step)
@@ -214,14 +202,12 @@ class TensorBoardExtras(Callback):
             hidden = torch.cat(self._test["hidden"])[:count].float().cpu()
             images = torch.cat(self._test["images"])[:count].float().cpu()
             true, predicted = labels[: len(hidden)].tolist(), probabilities[: len(hidden)].argmax(dim=1).tolist()
-            _add_embedding(
-                experiment,
-                self._projectors.setdefault(experiment.get_logdir(), ProjectorConfig()),
+            experiment.add_embedding(
                 hidden,
                 metadata=[[str(t), str(p), "right" if t == p else "wrong"] for t, p in zip(true, predicted)],
                 metadata_header=["true", "predicted", "result"],
                 label_img=images,
-                step=step,
+                global_step=step,
                 tag="last_hidden_layer_test",
             )
         experiment.flush()
@@ -256,66 +242,13 @@ def _log(trainer: Trainer, figures: dict[str, float], step: int) -> None:
         logger.log_metrics(figures, step=step)
 
 
-def _add_embedding(
-    experiment: Any,
-    projector: ProjectorConfig,
-    mat: Tensor,
-    metadata: list[list[str]],
-    metadata_header: list[str],
-    label_img: Tensor,
-    step: int,
-    tag: str,
-) -> None:
-    """SummaryWriter.add_embedding, with the matrix written faster; ``projector`` lists the run's embeddings.
-
-    torch writes each number of the matrix with an .item() and a str() of its own: 1.4 s for the 2,000 x 500
-    activations here, in every fit and test. Here each row is one %-format of six significant digits (more than the
-    projector's PCA and t-SNE can show) over a list of Python floats: 0.2 s, against 0.3 s for np.savetxt's same
-    text, which formats a tuple of NumPy scalars. The metadata, sprite and configuration are written by torch's own
-    helpers, into the same files and folders as add_embedding's.
-    """
-    subdir = f"{step:05d}/{quote(tag, safe='')}"
-    save_path = Path(experiment.get_logdir()) / subdir
-    save_path.mkdir(parents=True, exist_ok=True)
-    make_tsv(metadata, str(save_path), metadata_header=metadata_header)
-    make_sprite(label_img, str(save_path))
-    rows = mat.float().cpu().tolist()
-    row_format = "\t".join(["%.6g"] * mat.size(1)) + "\n"
-    (save_path / "tensors.tsv").write_text("".join(row_format % tuple(row) for row in rows))
-    projector.embeddings.append(get_embedding_info(metadata, label_img, subdir, step, tag))
-    write_pbtxt(experiment.get_logdir(), text_format.MessageToString(projector))
-
-
-HISTOGRAM_BINS = 60
-
-
 def _add_histogram(experiment: Any, tag: str, values: Tensor, step: int) -> None:
-    """A histogram of even bins, counted by torch where the values are.
-
-    SummaryWriter.add_histogram sorts the values into some 1,500 exponential buckets with NumPy instead, about ten
-    times slower for a layer of this network, and it runs after every validation.
-    """
+    """SummaryWriter.add_histogram of the finite values: a divergence watched with --divergence.stop false has
+    others, which NumPy cannot sort into buckets."""
     values = values.detach().float().flatten()
-    low, high = (float(bound) for bound in torch.aminmax(values))
-    if not (math.isfinite(low) and math.isfinite(high)):  # a divergence watched with --divergence.stop false
-        values = values[torch.isfinite(values)]
-        if not values.numel():
-            return
-        low, high = (float(bound) for bound in torch.aminmax(values))
-    if not high > low:  # one value throughout (zero biases at the start): one narrow bin around it
-        low, high = low - 1e-6, high + 1e-6
-    counts = torch.histc(values, bins=HISTOGRAM_BINS, min=low, max=high)
-    experiment.add_histogram_raw(
-        tag,
-        min=low,
-        max=high,
-        num=values.numel(),
-        sum=float(values.sum()),
-        sum_squares=float(torch.dot(values, values)),
-        bucket_limits=torch.linspace(low, high, HISTOGRAM_BINS + 1)[1:].tolist(),
-        bucket_counts=counts.tolist(),
-        global_step=step,
-    )
+    values = values[torch.isfinite(values)]
+    if values.numel():
+        experiment.add_histogram(tag, values, step)
 
 
 def _unit_grid(weights: Tensor) -> Tensor:
@@ -325,19 +258,6 @@ def _unit_grid(weights: Tensor) -> Tensor:
     scale = tiles.abs().amax(dim=(1, 2, 3), keepdim=True).clamp(min=1e-12)
     grid = make_grid(tiles / scale * 0.5 + 0.5, nrow=8, padding=2, pad_value=0.0)[:1]  # its 3 channels are equal
     return (grid * 255).round().to(torch.uint8).cpu()
-
-
-def _add_grey_image(experiment: Any, tag: str, image: Tensor, step: int) -> None:
-    """A 1 x H x W uint8 image into IMAGES, as a PNG of zlib's fastest level.
-
-    SummaryWriter.add_image takes about 20 ms over the unit grid at Pillow's default level (noise compresses
-    slowly), four times this, and it runs after every validation.
-    """
-    _, height, width = image.shape
-    png = io.BytesIO()
-    PIL.Image.fromarray(image[0].numpy()).save(png, format="PNG", compress_level=1)
-    picture = Summary.Image(height=height, width=width, colorspace=1, encoded_image_string=png.getvalue())
-    experiment.file_writer.add_summary(Summary(value=[Summary.Value(tag=tag, image=picture)]), step)
 
 
 def _activations_and_gradients(

@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchmetrics.classification import MulticlassConfusionMatrix
 
-from lit_mnist.model import NUM_CLASSES
+from lit_mnist.data.mnist_files import NUM_CLASSES
 
 # How wide TensorBoard draws an image card by default, in pixels; the figures are sized to be read there.
 CARD_WIDTH = 350

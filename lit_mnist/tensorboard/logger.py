@@ -6,12 +6,10 @@ from argparse import Namespace
 from pathlib import Path
 from typing import Any, Optional
 
-import google_crc32c
 import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
-from tensorboard.summary.writer import record_writer
 from torch import Tensor
 
 # torch's own tracer for TensorBoard graphs (private, as add_graph offers no way to name the nodes): see log_graph.
@@ -24,30 +22,12 @@ from lit_mnist.errors import UserError
 NOT_HPARAMS = ("data_dir", "download", "predict_path")
 
 
-def masked_crc32c(data: bytes) -> int:
-    """The checksum of a record in TensorBoard's event files (CRC-32C, rotated and offset as TFRecord masks it)."""
-    crc = google_crc32c.value(data)
-    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
-
-
-def checksum_events_in_c() -> None:
-    """Has TensorBoard's event writer checksum its records in C.
-
-    Without TensorFlow, TensorBoard computes the CRC of every record in Python, byte by byte: about 12 ms for the
-    50 KB picture of the first-layer units after each validation, on the writer's thread, which takes a core from
-    training. google-crc32c computes the same numbers in C; TensorBoard's reader checks them with its own code.
-    """
-    if google_crc32c.implementation == "c":  # its pure-Python fallback would be no faster
-        record_writer.masked_crc32c = masked_crc32c
-
-
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with these changes.
 
     - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the settings that
       differ between the runs and the final metrics.
     - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
-    - Event records are checksummed in C (``checksum_events_in_c``), not in Python.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
     - The CLI gives each new run a folder claimed with ``claim_run_folder`` (below) as its ``version``.
@@ -72,7 +52,6 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
-        checksum_events_in_c()
         self._draw_graph = log_graph
         # A run continued in its old folder (version given) already has its graph and hyperparameters.
         continued = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
