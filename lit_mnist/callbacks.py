@@ -7,6 +7,7 @@ from typing import Any, Optional
 import torch
 from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
+from lightning.pytorch.callbacks import TQDMProgressBar
 from torch import Tensor
 
 
@@ -158,3 +159,12 @@ class RunSummary(Callback):
         print(f"Network: {', '.join(layers)}: {parameters:,} parameters")
         if run_folder is not None:
             print(f"Run folder: {Path(run_folder)}")
+
+
+class LineEndingProgressBar(TQDMProgressBar):
+    """Lightning's progress bar, which ends its line when a run stops on an error (a diverged loss, Ctrl-C, a full
+    disk), so that in a terminal the error starts on a line of its own rather than after the bar."""
+
+    def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
+        if trainer.is_global_zero and self.is_enabled:
+            print(flush=True)  # the bar's stream is stdout

@@ -1,13 +1,18 @@
-"""Checkpoint files that are either complete or absent, whatever kills the process or fills the disk."""
+"""Checkpoint files: written so that they are either complete or absent, whatever kills the process or fills the
+disk, and read without running pickled code, each way a file can be wrong said in one line."""
 
+import inspect
 import os
+import pickle
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
-from lit_mnist.errors import WriteFailed, os_error_of
+from lit_mnist.data import MNISTDataModule
+from lit_mnist.errors import UserError, WriteFailed, os_error_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -35,3 +40,39 @@ class AtomicCheckpointIO(TorchCheckpointIO):
             if cause is not None:
                 raise WriteFailed(f"cannot write the checkpoint {path}: {cause.strerror or cause}") from None
             raise
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """Load a checkpoint without running pickled code, turning every way it can be wrong into a UserError."""
+    if not Path(path).is_file():
+        raise UserError(f"--ckpt_path {path}: no such file; give the path of a .ckpt file (or 'last' with fit)")
+    try:
+        with warnings.catch_warnings():
+            # torch warns about the pickle protocol of files it is about to refuse: the error below says it all.
+            warnings.simplefilter("ignore", UserWarning)
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise UserError(
+            f"--ckpt_path {path} is not a readable PyTorch checkpoint: it holds objects other than tensors and plain "
+            "data, which could run code when loaded, so it was not loaded"
+        ) from None
+    except Exception as error:  # a truncated or foreign file: zip, pickle and EOF errors have no common base class
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise UserError(f"--ckpt_path {path} is not a readable PyTorch checkpoint ({reason[:160]})") from None
+    if not isinstance(checkpoint, dict) or not any(
+        key.startswith("network.") for key in checkpoint.get("state_dict", {})
+    ):
+        raise UserError(f"--ckpt_path {path} is not a lit_mnist checkpoint (no network weights in it)")
+    return checkpoint
+
+
+def data_options(checkpoint: dict[str, Any]) -> list[str]:
+    """The data module's settings saved in a checkpoint, as command-line options (not the pictures to predict)."""
+    saved = checkpoint.get(MNISTDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
+    known = inspect.signature(MNISTDataModule).parameters
+    options = []
+    for name, value in saved.items():
+        if name in known and name != "predict_path" and value is not None:
+            text = str(value).lower() if isinstance(value, bool) else str(value)
+            options.append(f"--data.{name}={text}")
+    return options

@@ -1,9 +1,6 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
-import inspect
 import logging
-import pickle
-import re
 import signal
 import sys
 import threading
@@ -11,24 +8,30 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal, NoReturn, Optional
 
-import torch
-import yaml
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar, TQDMProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
-from lit_mnist.callbacks import FinalValidation, PeriodicLastCheckpoint, RNGStateCheckpoint, RunSummary
-from lit_mnist.checkpointing import AtomicCheckpointIO
+from lit_mnist.callbacks import (
+    FinalValidation,
+    LineEndingProgressBar,
+    PeriodicLastCheckpoint,
+    RNGStateCheckpoint,
+    RunSummary,
+)
+from lit_mnist.checkpointing import AtomicCheckpointIO, data_options, read_checkpoint
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import TrainingStopped, UserError
 from lit_mnist.model import MNISTClassifier
+from lit_mnist.options import check_config_files, check_values, plain_words
+from lit_mnist.runs import claim_run_folder, continued_run, latest_run_checkpoint, run_settings, runs_folder
 from lit_mnist.stopping import DivergenceCheck, SignalStop, quiet_write_failures, stopped_message, write_failure
 from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.tensorboard.figures import TestFigures
-from lit_mnist.tensorboard.logger import TensorBoardLogger, claim_run_folder
+from lit_mnist.tensorboard.logger import TensorBoardLogger
 from lit_mnist.trainer import Trainer
 
 # The post's run: 5,000 steps of batch 100. Everything else of the post is the model's and data's defaults.
@@ -80,7 +83,7 @@ class OneLineErrorParser(LightningArgumentParser):
     def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
         if not self.exit_on_error:
             super().error(message, ex)
-        message = " ".join(line.strip() for line in message.splitlines() if line.strip())
+        message = plain_words(" ".join(line.strip() for line in message.splitlines() if line.strip()), self)
         prog = self.prog.replace(" [options]", "")
         sys.stderr.write(f"error: {message} (see '{prog} --help')\n")
         self.exit(2)
@@ -146,7 +149,7 @@ class LitMNISTCLI(LightningCLI):
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         command_line = sys.argv[1:] if args is None else args
-        _check_config_files(command_line)
+        check_config_files(command_line)
         super().parse_arguments(parser, args)
         subcommand = self.config.get("subcommand")
         if subcommand is None:
@@ -155,92 +158,33 @@ class LitMNISTCLI(LightningCLI):
         for name in ("lightning.pytorch", "lightning.fabric"):  # Lightning's documented way to quieten it
             logging.getLogger(name).setLevel(config.log_level)
         if config.get("ckpt_path") == "last" and subcommand == "fit":
-            config.ckpt_path = str(self._latest_run_checkpoint(config))
+            wanted = run_settings(self.parser.dump(self.config, skip_none=False, format="yaml"), subcommand)
+            config.ckpt_path = str(latest_run_checkpoint(runs_folder(config), wanted))
         # Lightning reads the model's settings from the checkpoint right after this method, with a torch.load that
         # would end in a traceback on a bad file: each way a file can be wrong gets its line here first.
-        checkpoint = _load_checkpoint(config.ckpt_path) if config.get("ckpt_path") else None
+        checkpoint = read_checkpoint(config.ckpt_path) if config.get("ckpt_path") else None
         if checkpoint is not None and subcommand != "fit" and isinstance(command_line, list):
             # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says
             # otherwise: its data settings are parsed first, so that every option or --config given wins.
-            data_settings = _data_settings(checkpoint)
+            data_settings = data_options(checkpoint)
             if data_settings:
                 position = command_line.index(subcommand) + 1
                 self.config = parser.parse_args([*command_line[:position], *data_settings, *command_line[position:]])
                 config = self.config[subcommand]
-        _check_options_lightning_leaves_unchecked(config)
+        check_values(config)
         if subcommand == "predict" and checkpoint is None:
             raise UserError(
                 "predict needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
             )
-        if checkpoint is not None and subcommand == "fit":
-            self._plan_continued_training(config, Path(config.ckpt_path), checkpoint)
-
-    def _plan_continued_training(self, config: Any, ckpt_path: Path, checkpoint: dict[str, Any]) -> None:
-        """A run's own last.ckpt continues that run in its folder; any other checkpoint starts a new run from it."""
-        step = checkpoint["global_step"]
-        max_steps = config.trainer.get("max_steps")
-        if max_steps is not None and 0 <= max_steps <= step:
-            raise UserError(
-                f"nothing to train: {ckpt_path} is at step {step} and --trainer.max_steps is {max_steps}; "
-                f"give a --trainer.max_steps above {step}"
-            )
-        # A one-cycle schedule comes back with the checkpoint, planned for the steps of the run that made it:
-        # torch refuses to step it further, mid-run and with a traceback.
-        totals = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
-        planned = min((total for total in totals if isinstance(total, int)), default=None)
-        if planned is not None and max_steps is not None and max_steps > planned:
-            raise UserError(
-                f"--trainer.max_steps {max_steps}: {ckpt_path}'s one-cycle learning-rate schedule was planned for "
-                f"{planned} steps and cannot go past them; continue to at most {planned} steps, or train a new run "
-                "with more steps from the start"
-            )
-        run = ckpt_path.resolve().parent.parent
-        runs = self._runs_folder(config)
-        own_last = ckpt_path.name == "last.ckpt" and ckpt_path.resolve().parent.name == "checkpoints"
-        match = re.fullmatch(r"version_(\d+)", run.name)
-        if not own_last or not match or runs is None or run.parent != runs.resolve():
-            return  # a best checkpoint, or one from elsewhere: the logger opens a new version_N
-        config.trainer.logger.init_args.version = int(match.group(1))
-        # Drop the events logged after this checkpoint by the interrupted process, so TensorBoard shows one curve.
-        config.trainer.logger.init_args.purge_step = step
-        if (run / "config.yaml").is_file():
-            self.save_config_callback = None  # the run's config.yaml already says how it was made
-        # Lightning warns that the checkpoint folder is not empty: here it is the run's own, on purpose.
-        warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-        if rank_zero_only.rank == 0:
-            print(f"Continuing {runs / run.name} from step {step}")
-
-    def _runs_folder(self, config: Any) -> Optional[Path]:
-        """Where the configured TensorBoard logger keeps its version_N folders (None for another logger or none)."""
-        init_args = getattr(config.trainer.logger, "init_args", None)
-        if init_args is None or "save_dir" not in init_args:
-            return None
-        return Path(init_args.save_dir) / (init_args.name or "")
-
-    def _latest_run_checkpoint(self, config: Any) -> Path:
-        """The last.ckpt of the newest run in the log folder whose model and data settings are this run's."""
-        wanted = self._settings(self.parser.dump(self.config, skip_none=False, format="yaml"), self.config.subcommand)
-        runs = self._runs_folder(config)
-        if runs is None:
-            raise UserError(
-                "--ckpt_path last finds runs through the TensorBoard logger's folders; give the path instead"
-            )
-        for folder in sorted(runs.glob("version_*"), key=_version_number, reverse=True):
-            last, saved = folder / "checkpoints" / "last.ckpt", folder / "config.yaml"
-            if last.is_file() and saved.is_file() and self._settings(saved.read_text()) == wanted:
-                return last
-        raise UserError(
-            f"--ckpt_path last: no run in {runs}/ with these model and data settings has a checkpoints/last.ckpt; "
-            "start the run without --ckpt_path, or give the checkpoint's path"
-        )
-
-    @staticmethod
-    def _settings(config_yaml: str, subcommand: Optional[str] = None) -> dict[str, Any]:
-        """What makes two runs the same run: their model, data and seed settings."""
-        config = yaml.safe_load(config_yaml) or {}
-        if subcommand:
-            config = config.get(subcommand, {})
-        return {key: config.get(key) for key in ("model", "data", "seed_everything")}
+        continuing = checkpoint is not None and subcommand == "fit"
+        run = continued_run(config, Path(config.ckpt_path), checkpoint) if continuing else None
+        if run is not None:
+            if (run / "config.yaml").is_file():
+                self.save_config_callback = None  # the run's config.yaml already says how it was made
+            # Lightning warns that the checkpoint folder is not empty: here it is the run's own, on purpose.
+            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+            if rank_zero_only.rank == 0:
+                print(f"Continuing {run} from step {checkpoint['global_step']}")
 
     def _of_subcommand(self, config: Any) -> Any:
         """The subcommand's part of a configuration (all of it when the CLI was made with run=False)."""
@@ -249,7 +193,7 @@ class LitMNISTCLI(LightningCLI):
     def before_instantiate_classes(self) -> None:
         """Give a new run its version_N folder now, created so that no run started at the same time can take it."""
         config = self._of_subcommand(self.config)
-        runs = self._runs_folder(config)
+        runs = runs_folder(config)
         logger = config.trainer.logger
         if self.subcommand in NO_RUN_SUBCOMMANDS or runs is None or logger.init_args.get("version") is not None:
             return
@@ -280,7 +224,7 @@ class LitMNISTCLI(LightningCLI):
             kwargs["callbacks"] = callbacks
         wants_bar = config.get("enable_progress_bar") is not False
         if wants_bar and not any(isinstance(callback, ProgressBar) for callback in callbacks):
-            kwargs["callbacks"] = [*callbacks, TQDMProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]
+            kwargs["callbacks"] = [*callbacks, LineEndingProgressBar(refresh_rate=PROGRESS_BAR_REFRESH_STEPS)]
         try:
             return super().instantiate_trainer(**kwargs)
         except ValueError as error:  # the Trainer's own checks of its options, e.g. an unknown accelerator
@@ -318,73 +262,6 @@ class LitMNISTCLI(LightningCLI):
 def _program_name() -> str:
     program = Path(sys.argv[0]).name
     return "python -m lit_mnist" if program in ("__main__.py", "") else program
-
-
-def _check_options_lightning_leaves_unchecked(config: Any) -> None:
-    """Values that Lightning accepts and then fails on mid-run (a division by zero, NumPy's seed range)."""
-    seed = config.get("seed_everything")
-    if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
-        raise UserError(f"--seed_everything must be between 0 and {2**32 - 1} (or true for a random one), got {seed}")
-    trainer = config.get("trainer") or {}
-    for option in ("log_every_n_steps", "val_check_interval"):
-        value = trainer.get(option)
-        if value is not None and not value > 0:  # also catches NaN
-            raise UserError(f"--trainer.{option} must be greater than 0, got {value}")
-
-
-def _check_config_files(args: Any) -> None:
-    """Name the --config file that is not YAML (jsonargparse's message quotes only the parser's complaint)."""
-    if not isinstance(args, list):
-        return
-    for option, value in zip(args, args[1:]):
-        if option in ("-c", "--config") and Path(value).is_file():
-            try:
-                yaml.safe_load(Path(value).read_text())
-            except yaml.YAMLError as error:
-                where = getattr(error, "problem_mark", None)
-                at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
-                raise UserError(f"--config {value} is not valid YAML{at}: {getattr(error, 'problem', error)}") from None
-
-
-def _data_settings(checkpoint: dict[str, Any]) -> list[str]:
-    """The data module's settings saved in a checkpoint, as command-line options (not the pictures to predict)."""
-    saved = checkpoint.get(MNISTDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
-    known = inspect.signature(MNISTDataModule).parameters
-    options = []
-    for name, value in saved.items():
-        if name in known and name != "predict_path" and value is not None:
-            text = str(value).lower() if isinstance(value, bool) else str(value)
-            options.append(f"--data.{name}={text}")
-    return options
-
-
-def _version_number(folder: Path) -> int:
-    suffix = folder.name.removeprefix("version_")
-    return int(suffix) if suffix.isdigit() else -1
-
-
-def _load_checkpoint(path: str) -> dict[str, Any]:
-    """Load a checkpoint without running pickled code, turning every way it can be wrong into a UserError."""
-    if not Path(path).is_file():
-        raise UserError(f"--ckpt_path {path}: no such file; give the path of a .ckpt file (or 'last' with fit)")
-    try:
-        with warnings.catch_warnings():
-            # torch warns about the pickle protocol of files it is about to refuse: the error below says it all.
-            warnings.simplefilter("ignore", UserWarning)
-            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        raise UserError(
-            f"--ckpt_path {path} is not a readable PyTorch checkpoint: it holds objects other than tensors and plain "
-            "data, which could run code when loaded, so it was not loaded"
-        ) from None
-    except Exception as error:  # a truncated or foreign file: zip, pickle and EOF errors have no common base class
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise UserError(f"--ckpt_path {path} is not a readable PyTorch checkpoint ({reason[:160]})") from None
-    if not isinstance(checkpoint, dict) or not any(
-        key.startswith("network.") for key in checkpoint.get("state_dict", {})
-    ):
-        raise UserError(f"--ckpt_path {path} is not a lit_mnist checkpoint (no network weights in it)")
-    return checkpoint
 
 
 def main(args: Optional[list[str]] = None) -> None:

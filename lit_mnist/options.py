@@ -1,10 +1,70 @@
-"""Number types of the options, checked by the command line before anything runs (`--model.learning_rate -1`,
-`nan` or `inf` fail at once, in one line)."""
+"""The checks of the options that run before anything else: number types (`--model.learning_rate -1`, `nan` or
+`inf` fail at once, in one line), values Lightning would fail on mid-run, and --config files that are not YAML."""
 
+import argparse
+import difflib
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
 from jsonargparse.typing import restricted_number_type
+
+from lit_mnist.errors import UserError
 
 PositiveFiniteFloat = restricted_number_type("PositiveFiniteFloat", float, [(">", 0), ("<", float("inf"))])
 NonNegativeFiniteFloat = restricted_number_type("NonNegativeFiniteFloat", float, [(">=", 0), ("<", float("inf"))])
 Probability = restricted_number_type("Probability", float, [(">=", 0), ("<", 1)])
 # Ports below 1024 need root on most systems; LitServe refuses them.
 Port = restricted_number_type("Port", int, [(">=", 1024), ("<=", 65535)])
+
+
+def check_values(config: Any) -> None:
+    """Values that Lightning accepts and then fails on mid-run (a division by zero, NumPy's seed range)."""
+    seed = config.get("seed_everything")
+    if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
+        raise UserError(f"--seed_everything must be between 0 and {2**32 - 1} (or true for a random one), got {seed}")
+    trainer = config.get("trainer") or {}
+    for option in ("log_every_n_steps", "val_check_interval"):
+        value = trainer.get(option)
+        if value is not None and not value > 0:  # also catches NaN
+            raise UserError(f"--trainer.{option} must be greater than 0, got {value}")
+
+
+def check_config_files(args: Any) -> None:
+    """Name the --config file that is not YAML (jsonargparse's message quotes only the parser's complaint)."""
+    if not isinstance(args, list):
+        return
+    for option, value in zip(args, args[1:]):
+        if option in ("-c", "--config") and Path(value).is_file():
+            try:
+                yaml.safe_load(Path(value).read_text())
+            except yaml.YAMLError as error:
+                where = getattr(error, "problem_mark", None)
+                at = f" at line {where.line + 1}, column {where.column + 1}" if where else ""
+                raise UserError(f"--config {value} is not valid YAML{at}: {getattr(error, 'problem', error)}") from None
+
+
+RULES = {">": "greater than", ">=": "at least", "<": "less than", "<=": "at most"}
+
+
+def plain_words(message: str, parser: argparse.ArgumentParser) -> str:
+    """jsonargparse's and argparse's messages for the two commonest mistakes, in plain words.
+
+    ``Parser key "model.learning_rate": Not of type PositiveFiniteFloat: -0.01 does not conform to restriction v>0
+    and v<inf`` becomes ``--model.learning_rate -0.01: must be greater than 0``; an unknown option gets the nearest
+    known one."""
+    number = re.fullmatch(r'Parser key "([^"]+)": Not of type \w+: (\S+) does not conform to restriction (.+)', message)
+    if number:
+        key, value, restriction = number.groups()
+        rules = [re.fullmatch(r"v(>=|<=|>|<)(.+)", rule.strip()) for rule in restriction.split(" and ")]
+        words = [f"{RULES[rule[1]]} {rule[2]}" for rule in rules if rule and rule[2] != "inf"]
+        if rules and all(rules):
+            return f"--{key} {value}: must be {' and '.join(words)}"
+    unknown = re.fullmatch(r"unrecognized arguments: (--[\w.]+)(.*)", message)
+    if unknown:
+        known = set(re.findall(r"--[\w.]+", parser.format_help()))
+        nearest = difflib.get_close_matches(unknown[1], known, n=1)
+        if nearest:
+            return f"unrecognized arguments: {unknown[1]}{unknown[2]}; did you mean {nearest[0]}?"
+    return message

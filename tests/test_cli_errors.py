@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lit_mnist.cli import main
-from tests.conftest import TINY_ARGS, write_idx
+from tests.conftest import TINY_ARGS, run_cli, write_idx
 
 
 @pytest.fixture(autouse=True)
@@ -194,3 +194,60 @@ def test_resume_last_without_the_tensorboard_logger(tiny_data, tmp_path, monkeyp
     args = ["fit", "--data.data_dir", str(tiny_data), "--trainer.logger", "false", "--ckpt_path", "last"]
     line = run_main(args, capsys)
     assert "give the path instead" in line
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--model.learning_rate", "-0.01", "error: --model.learning_rate -0.01: must be greater than 0"),
+        ("--model.learning_rate", "nan", "error: --model.learning_rate nan: must be greater than 0"),
+        ("--model.dropout", "1.5", "error: --model.dropout 1.5: must be at least 0 and less than 1"),
+        ("--data.max_rotation", "-3", "error: --data.max_rotation -3: must be at least 0"),
+        ("--data.batch_size", "0", "error: --data.batch_size 0: must be greater than 0"),
+    ],
+)
+def test_a_number_out_of_range_is_said_in_plain_words(option, value, expected, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", option, value], capsys)
+    assert line.startswith(expected), line
+    assert "restriction" not in line and "Not of type" not in line
+
+
+def test_a_mistyped_option_suggests_the_nearest_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--model.learnig_rate", "0.1"], capsys)
+    assert "--model.learnig_rate" in line and "did you mean --model.learning_rate?" in line, line
+
+
+def test_data_dir_given_as_the_raw_folder_itself_finds_the_files(tiny_data, tmp_path, monkeypatch, capsys):
+    from lit_mnist.data import MNISTDataModule
+
+    datamodule = MNISTDataModule(str(tiny_data / "MNIST" / "raw"), download=False, val_size=100)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert len(datamodule.train_data[1]) == 500
+
+
+def test_files_directly_in_data_dir_are_told_where_they_belong(tiny_data, tmp_path, monkeypatch, capsys):
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for file in (tiny_data / "MNIST" / "raw").iterdir():
+        (flat / file.name).write_bytes(file.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--data.data_dir", str(flat), *TINY_ARGS], capsys)
+    assert line == (
+        f"error: the MNIST files are in {flat} itself, but they belong in {flat}/MNIST/raw/: move them there, or "
+        "point --data.data_dir at the folder that holds MNIST/raw/"
+    )
+    assert sorted(path.name for path in flat.iterdir()) == sorted(
+        path.name for path in (tiny_data / "MNIST" / "raw").iterdir()
+    )
+
+
+def test_an_error_during_the_progress_bar_starts_on_a_line_of_its_own(tiny_data, tmp_path):
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--model.learning_rate", "1e6",
+                     "--trainer.log_every_n_steps", "2", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 3 and result.stderr.startswith("error: training diverged at step"), result.stderr
+    # The bar (on stdout) was drawn, and its line ended: in a terminal the error (on stderr) starts a line.
+    bar = result.stdout.rsplit("Epoch 0", 1)
+    assert len(bar) == 2 and bar[1].endswith("\n") and "\n" not in bar[1][:-1], bar[-1]

@@ -61,7 +61,7 @@ class MNISTDataModule(LightningDataModule):
         max_rotation, max_shift, max_scale = float(max_rotation), float(max_shift), float(max_scale)
         elastic_alpha, elastic_sigma = float(elastic_alpha), float(elastic_sigma)
         self.save_hyperparameters()
-        self.data_dir = data_dir
+        self.data_dir = str(mnist_files.locate(data_dir))
         self.batch_size = batch_size
         self.train_batches: Optional[ShuffledBatches] = None
         self.predict_files: list[Path] = []  # the images predicted, in the order of the predictions

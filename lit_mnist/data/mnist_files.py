@@ -33,6 +33,22 @@ def raw_folder(data_dir: str | Path) -> Path:
     return Path(data_dir) / MNIST.__name__ / "raw"
 
 
+def locate(data_dir: str | Path) -> Path:
+    """The folder that holds MNIST/raw/: ``data_dir`` itself, or the folder above when it is MNIST/raw/ itself.
+
+    Files put directly in ``data_dir`` are not looked for elsewhere: the error says where they belong.
+    """
+    data_dir = Path(data_dir)
+    if data_dir.name == "raw" and data_dir.parent.name == MNIST.__name__ and not missing_files(data_dir.parents[1]):
+        return data_dir.parents[1]
+    if missing_files(data_dir) and all((data_dir / name).is_file() for name in OFFICIAL_FILES):
+        raise UserError(
+            f"the MNIST files are in {data_dir} itself, but they belong in {raw_folder(data_dir)}/: move them "
+            "there, or point --data.data_dir at the folder that holds MNIST/raw/"
+        )
+    return data_dir
+
+
 def missing_files(data_dir: str | Path) -> list[str]:
     folder = raw_folder(data_dir)
     return [name for name in OFFICIAL_FILES if not (folder / name).is_file()]

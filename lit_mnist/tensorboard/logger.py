@@ -16,8 +16,6 @@ from torch import Tensor
 from torch.utils.tensorboard._pytorch_graph import graph as pytorch_graph
 from torch.utils.tensorboard.summary import hparams
 
-from lit_mnist.errors import UserError
-
 # Settings that say where files are, not how the network was trained: left out of the HPARAMS tab.
 NOT_HPARAMS = ("data_dir", "download", "predict_path")
 
@@ -30,7 +28,6 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
-    - The CLI gives each new run a folder claimed with ``claim_run_folder`` (below) as its ``version``.
 
     Args:
         save_dir: Folder that holds the runs folder.
@@ -132,26 +129,3 @@ def top_level_name(name: str) -> str:
         return name
     attributes = [re.sub(r"^\w+\[(\w+)\]$", r"\1", scope) for scope in scopes]
     return "/".join([scope for scope in attributes if scope != "network"] or ["flatten"]) + "/" + node
-
-
-def claim_run_folder(runs: Path) -> int:
-    """Create the next ``version_N`` folder in ``runs`` and return N.
-
-    A number taken from a listing of the folders, as Lightning's logger takes it, is only a proposal: two runs started
-    together would both get it. Creating the folder is atomic, so a run that finds it taken moves on to the next one.
-    """
-    numbers = [int(folder.name[8:]) for folder in runs.glob("version_*") if folder.name[8:].isdigit()]
-    version = max(numbers, default=-1) + 1
-    try:
-        runs.mkdir(parents=True, exist_ok=True)
-        while True:
-            try:
-                (runs / f"version_{version}").mkdir()
-                return version
-            except FileExistsError:
-                version += 1
-    except OSError as error:
-        raise UserError(
-            f"cannot create a run folder in {runs} ({error.strerror}); choose a writable folder with "
-            "--trainer.logger.save_dir"
-        ) from None
