@@ -289,7 +289,8 @@ def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
         busy = run_cli("serve", "--ckpt_path", str(checkpoint), "--port", str(port), cwd=tmp_path)
     assert busy.returncode == 2 and busy.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}")
     # A checked option's type (as --host and --max_batch_size are checked), and the missing checkpoint.
-    for args, message in [(["--ckpt_path", str(checkpoint), "--port", "80"], '"port"'), ([], "needs a checkpoint")]:
+    low_port = (["--ckpt_path", str(checkpoint), "--port", "80"], "--port 80: must be at least 1024 and at most 65535")
+    for args, message in [low_port, ([], "needs a checkpoint")]:
         result = run_cli("serve", *args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr

@@ -27,7 +27,6 @@ from tests.conftest import free_port
 from tests.test_serve import START_SECONDS, session_processes, start_server, wait_for_health
 
 REPEATS = 5  # per moment and signal: 4 moments x 5 = 20 stops of each signal
-MOMENTS = ("start-up", "after the address", "during requests", "after a batch of requests")
 
 
 def _body() -> bytes:
@@ -83,9 +82,8 @@ def clients_posting(url: str, count: int = 4):
             thread.join(timeout=60)
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-@pytest.mark.parametrize("moment", MOMENTS)
-def test_every_stop_is_clean(checkpoint, tmp_path, signum, moment):
+def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
+    """Start the server and stop it with ``signum`` at ``moment``, REPEATS times, each stop checked in full."""
     group = signum == signal.SIGINT  # a terminal's Ctrl-C signals every process of the foreground group
     for attempt in range(REPEATS):
         port = free_port()
@@ -137,6 +135,35 @@ def test_every_stop_is_clean(checkpoint, tmp_path, signum, moment):
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
     assert list(tmp_path.iterdir()) == []  # no client.py, no run folder
+
+
+# One class per moment: pytest-xdist runs each class on a worker of its own (--dist loadscope), so the 40 server
+# starts are shared out rather than queued on one worker.
+SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+
+
+@SIGNALS
+class TestStopDuringStartUp:
+    def test_every_stop_is_clean(self, checkpoint, tmp_path, signum):
+        stop_repeatedly(checkpoint, tmp_path, signum, "start-up")
+
+
+@SIGNALS
+class TestStopRightAfterTheAddress:
+    def test_every_stop_is_clean(self, checkpoint, tmp_path, signum):
+        stop_repeatedly(checkpoint, tmp_path, signum, "after the address")
+
+
+@SIGNALS
+class TestStopDuringRequests:
+    def test_every_stop_is_clean(self, checkpoint, tmp_path, signum):
+        stop_repeatedly(checkpoint, tmp_path, signum, "during requests")
+
+
+@SIGNALS
+class TestStopAfterABatchOfRequests:
+    def test_every_stop_is_clean(self, checkpoint, tmp_path, signum):
+        stop_repeatedly(checkpoint, tmp_path, signum, "after a batch of requests")
 
 
 def test_a_worker_that_dies_stops_the_server_with_one_line(checkpoint, tmp_path):
