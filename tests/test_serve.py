@@ -106,11 +106,15 @@ def stop(process: subprocess.Popen, signum: int, group: bool) -> subprocess.Comp
         os.killpg(process.pid, signal.SIGKILL)
         out, err = process.communicate()
         raise AssertionError(f"the server did not stop within 60 s of signal {signum}: {err}")
+    assert_no_process_left(process)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
+
+
+def assert_no_process_left(process: subprocess.Popen) -> None:
     deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once it sees the server gone
     while session_processes(process.pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not session_processes(process.pid), "processes of the server are left running"
-    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def session_processes(session: int) -> list[str]:

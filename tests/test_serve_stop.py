@@ -24,7 +24,14 @@ import pytest
 from PIL import Image
 
 from tests.conftest import free_port
-from tests.test_serve import START_SECONDS, session_processes, start_server, wait_for_health
+from tests.test_serve import (
+    START_SECONDS,
+    assert_no_process_left,
+    session_processes,
+    start_server,
+    stop,
+    wait_for_health,
+)
 
 REPEATS = 5  # per moment and signal: 4 moments x 5 = 20 stops of each signal
 
@@ -64,10 +71,10 @@ def read_address(process: subprocess.Popen) -> str:
 @contextlib.contextmanager
 def clients_posting(url: str, count: int = 4):
     """Clients sending requests one after another until the block ends; refused or cut answers are expected then."""
-    stop = threading.Event()
+    done = threading.Event()
 
     def client() -> None:
-        while not stop.is_set():
+        while not done.is_set():
             with contextlib.suppress(OSError, urllib.error.URLError):
                 post(url)
 
@@ -77,7 +84,7 @@ def clients_posting(url: str, count: int = 4):
     try:
         yield
     finally:
-        stop.set()
+        done.set()
         for thread in threads:
             thread.join(timeout=60)
 
@@ -106,31 +113,20 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
             with clients_posting(url) if moment == "during requests" else contextlib.nullcontext():
                 if moment == "during requests":
                     time.sleep(0.1 + attempt * 0.1)
-                if group:
-                    os.killpg(process.pid, signum)
-                else:
-                    process.send_signal(signum)
-                try:
-                    out, err = process.communicate(timeout=60)
-                except subprocess.TimeoutExpired:
-                    raise AssertionError(f"{moment}, stop {attempt + 1}: not stopped within 60 s of the signal")
+                stopped = stop(process, signum, group)  # also checks that no process of the server is left
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.communicate()
         where = f"{moment}, stop {attempt + 1}"
-        assert process.returncode == 0, f"{where}: exit {process.returncode}: {err}"
-        assert err == "", f"{where}: {err}"
+        assert stopped.returncode == 0, f"{where}: exit {stopped.returncode}: {stopped.stderr}"
+        assert stopped.stderr == "", f"{where}: {stopped.stderr}"
         announced = f"Draw a digit at {url}/; the API is POST {url}/predict. Ctrl-C stops the server.\n"
-        stopped = address + out
+        printed = address + stopped.stdout
         if moment == "start-up":  # the server may have become ready just before the signal
-            assert stopped in ("Server stopped.\n", announced + "Server stopped.\n"), f"{where}: {stopped!r}"
+            assert printed in ("Server stopped.\n", announced + "Server stopped.\n"), f"{where}: {printed!r}"
         else:
-            assert stopped == announced + "Server stopped.\n", f"{where}: {stopped!r}"
-        deadline = time.monotonic() + 10  # multiprocessing's resource tracker leaves once it sees the server gone
-        while session_processes(process.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not session_processes(process.pid), f"{where}: processes of the server are left running"
+            assert printed == announced + "Server stopped.\n", f"{where}: {printed!r}"
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             probe.bind(("127.0.0.1", port))  # nothing listens on the port any more
@@ -185,7 +181,4 @@ def test_a_worker_that_dies_stops_the_server_with_one_line(checkpoint, tmp_path)
     assert process.returncode == 1, err
     assert err == "error: the inference worker stopped unexpectedly (exit code -9), so the server did\n"
     assert address.startswith("Draw a digit at") and out == "Server stopped.\n"
-    deadline = time.monotonic() + 10
-    while session_processes(process.pid) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not session_processes(process.pid), "processes of the server are left running"
+    assert_no_process_left(process)
