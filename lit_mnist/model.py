@@ -1,7 +1,6 @@
 """The post's fully connected network as a LightningModule."""
 
-from collections import OrderedDict
-from typing import Any, Literal
+from typing import Literal
 
 import torch
 from jsonargparse.typing import PositiveInt
@@ -13,6 +12,7 @@ from torchmetrics.classification import MulticlassAccuracy
 
 from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
 from lit_mnist.options import NonNegativeFiniteFloat, PositiveFiniteFloat, Probability
+from lit_mnist.step_logging import logs_this_step
 
 # Mean and standard deviation of the MNIST training pixels in [0, 1], the usual input normalisation.
 PIXEL_MEAN, PIXEL_STD = 0.1307, 0.3081
@@ -49,47 +49,36 @@ class MNISTClassifier(LightningModule):
         normalize_inputs: bool = False,
     ) -> None:
         super().__init__()
-        # The CLI passes its checked numbers as subclasses of float and int; stored as such, they would make every
-        # checkpoint unloadable with torch.load(weights_only=True).
+        # Plain numbers, not the CLI's checked subclasses: checkpoints stay loadable with torch.load(weights_only=True).
         hidden_sizes = [int(size) for size in hidden_sizes]
         learning_rate, momentum, weight_decay, dropout = map(float, (learning_rate, momentum, weight_decay, dropout))
         self.save_hyperparameters()
 
+        # layer1, relu1, layer2, relu2, layer3 for the post's network: the names in TensorBoard's graph.
         sizes = [IMAGE_SIZE * IMAGE_SIZE, *hidden_sizes, NUM_CLASSES]
-        layers: OrderedDict[str, nn.Module] = OrderedDict()
+        self.network = nn.Sequential()
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
-            layers[f"layer{index}"] = nn.Linear(fan_in, fan_out)
+            self.network.add_module(f"layer{index}", nn.Linear(fan_in, fan_out))
             if index < len(sizes) - 1:
-                layers[f"relu{index}"] = nn.ReLU()
+                self.network.add_module(f"relu{index}", nn.ReLU())
                 if dropout > 0:
-                    layers[f"dropout{index}"] = nn.Dropout(dropout)
-        self.network = nn.Sequential(layers)
-        self._initialize(init)
+                    self.network.add_module(f"dropout{index}", nn.Dropout(dropout))
+        for layer in self.network:
+            if isinstance(layer, nn.Linear):
+                if init == "normal":
+                    nn.init.normal_(layer.weight, mean=0.0, std=1.0)
+                else:
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                nn.init.zeros_(layer.bias)
 
         # Lightning traces forward() with this to draw the graph in TensorBoard.
         self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
-
-        # One metric object per stage: each accumulates on the model's device and resets on its own.
-        # nan_strategy="disable": a diverged run must show NaN, not silently drop it (and the check would sync a GPU).
-        # It also makes MeanMetric ignore update's weights (torchmetrics issue 3434), so each batch's mean loss is
-        # given once per digit: a short last batch or a smaller shard counts for its digits, not as a whole batch.
-        # validate_args=False skips per-call input checks that would cost more than this network's step.
-        self.train_loss, self.val_loss, self.test_loss = (MeanMetric(nan_strategy="disable") for _ in range(3))
-        self.train_acc, self.val_acc, self.test_acc = (
-            MulticlassAccuracy(NUM_CLASSES, average="micro", validate_args=False) for _ in range(3)
-        )
-        # Each stage's batches not yet counted into its metrics: (loss, batch size, predicted classes, labels).
-        self._pending: dict[str, list[tuple[Tensor, int, Tensor, Tensor]]] = {"train": [], "val": [], "test": []}
-        self._train_window_logged_at = 0  # global_step of the last training figures
-
-    def _initialize(self, init: str) -> None:
-        for module in self.network:
-            if isinstance(module, nn.Linear):
-                if init == "normal":
-                    nn.init.normal_(module.weight, mean=0.0, std=1.0)
-                else:
-                    nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
-                nn.init.zeros_(module.bias)
+        # One metric object per stage, so that each accumulates and resets on its own (and across processes). The
+        # loss metrics average every digit's loss: a short last batch counts for its digits, not as a whole batch.
+        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     def forward(self, images: Tensor) -> Tensor:
         """Map a batch of images (N, 1, 28, 28) with pixels in [0, 1] to class logits (N, 10)."""
@@ -97,95 +86,37 @@ class MNISTClassifier(LightningModule):
             images = (images - PIXEL_MEAN) / PIXEL_STD
         return self.network(images.flatten(1))
 
-    def _logits_and_loss(self, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         images, labels = batch
         logits = self(images)
-        return logits, F.cross_entropy(logits, labels)
+        loss = F.cross_entropy(logits, labels)
+        if logs_this_step(self):  # the step's batch figures, as the post prints them every 100 steps
+            self.train_acc(logits, labels)
+            self.log("loss/train", loss, prog_bar=True)
+            self.log("acc/train", self.train_acc, prog_bar=True)
+        return loss
 
-    # Each batch only keeps its loss, predictions and labels (tensors on the device, no sync). The metrics see them
-    # in one update per logging interval (the post printed every 100 steps) or per pass: a torchmetrics update per
-    # batch costs a noticeable share of this small network's step.
-
-    def _step(self, stage: str, batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-        logits, loss = self._logits_and_loss(batch)
-        labels = batch[1]
-        self._pending[stage].append((loss.detach(), labels.numel(), logits.detach().argmax(dim=1), labels))
-        return logits, loss
-
-    def _count_pending(self, stage: str, loss_metric: MeanMetric, acc_metric: MulticlassAccuracy) -> None:
-        """Adds the stage's pending batches to its metric objects, in one update each."""
-        if not self._pending[stage]:
-            return
-        losses, sizes, predictions, labels = zip(*self._pending[stage])
-        self._pending[stage].clear()
-        # Each batch's mean loss once per digit (see __init__).
-        loss_metric.update(torch.stack(losses).repeat_interleave(torch.tensor(sizes, device=self.device)))
-        acc_metric.update(torch.cat(predictions), torch.cat(labels))
-
-    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
-        return self._step("train", batch)[1]
-
-    def on_train_start(self) -> None:
-        self._pending["train"].clear()  # nothing left over from an earlier fit or LR finder run in this process
-
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # After the optimizer step: global_step counts the steps taken, so under gradient accumulation the batches
-        # that make up one step all land in the same window.
-        step, interval = self.global_step, self.trainer.log_every_n_steps
-        if step > self._train_window_logged_at and step % interval == 0:
-            self._log_train_window(prog_bar=True)
-
-    def on_train_end(self) -> None:
-        if self.global_step > self._train_window_logged_at:
-            self._log_train_window(prog_bar=False)  # the steps after the last full interval
-
-    def _log_train_window(self, prog_bar: bool) -> None:
-        if not self._pending["train"]:  # a resumed run's first step can close a window it never saw
-            return
-        self._train_window_logged_at = self.global_step
-        self._count_pending("train", self.train_loss, self.train_acc)
-        # compute() averages over the window, across processes too; reset() starts the next window.
-        figures = {"loss/train": self.train_loss.compute(), "acc/train": self.train_acc.compute()}
-        self.train_loss.reset()
-        self.train_acc.reset()
-        # Written straight to the loggers at the number of steps taken: Lightning's self.log decides by its own
-        # batch counter when to write, which drifts from this window under gradient accumulation and has no call
-        # after the last step.
-        values = {name: float(value) for name, value in figures.items()}  # read from the device once per window
-        for logger in self.loggers:
-            logger.log_metrics(values, step=self.global_step)
-        if prog_bar:
-            # As tensors on the CPU: Lightning reads the progress bar's figures with .item() after every step until
-            # they are logged again, which for tensors on a GPU would wait for the device at every step.
-            self.log_dict({name: torch.tensor(value) for name, value in values.items()}, prog_bar=True, logger=False)
+    def _evaluate(self, batch: tuple[Tensor, Tensor], loss: MeanMetric, acc: MulticlassAccuracy) -> Tensor:
+        images, labels = batch
+        logits = self(images)
+        loss.update(F.cross_entropy(logits, labels, reduction="none"))
+        acc.update(logits, labels)
+        return logits
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
-        self._step("val", batch)
-
-    # The metric objects are logged once per pass, not per batch: each self.log call costs Lightning more than a
-    # batch of this network, and the figures are the pass's anyway (computed and reset by Lightning at its end).
-
-    def on_validation_epoch_start(self) -> None:
-        self._pending["val"].clear()  # nothing left over from a pass that an exception cut short
+        self._evaluate(batch, self.val_loss, self.val_acc)
 
     def on_validation_epoch_end(self) -> None:
-        self._count_pending("val", self.val_loss, self.val_acc)
+        # Logged once per pass, where Lightning computes and resets them: the figures that logging them at every
+        # batch gives, without the cost of a self.log call per batch (see lit_mnist/step_logging.py).
         self.log("loss/val", self.val_loss, prog_bar=True)
         self.log("acc/val", self.val_acc, prog_bar=True)
-        if self.trainer.state.fn == "fit":
-            # Lightning writes these at its own counter, one behind the steps taken during training; a logged
-            # "step" is the x-axis it uses instead, so validation and training figures of a moment share a step.
-            self.log("step", float(self.global_step))
 
     def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         """Counts into test loss and accuracy; returns the logits, which callbacks draw figures from."""
-        return self._step("test", batch)[0].detach()
-
-    def on_test_epoch_start(self) -> None:
-        self._pending["test"].clear()
+        return self._evaluate(batch, self.test_loss, self.test_acc)
 
     def on_test_epoch_end(self) -> None:
-        self._count_pending("test", self.test_loss, self.test_acc)
         self.log("loss/test", self.test_loss)
         self.log("acc/test", self.test_acc)
 
@@ -211,12 +142,8 @@ class MNISTClassifier(LightningModule):
             return optimizer
         total_steps = self.trainer.estimated_stepping_batches
         if self.hparams.lr_schedule == "onecycle":
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                # Momentum stays what the config says rather than cycling with the rate.
-                optimizer,
-                max_lr=self.hparams.learning_rate,
-                total_steps=total_steps,
-                cycle_momentum=False,
+            scheduler = torch.optim.lr_scheduler.OneCycleLR(  # momentum stays as configured, not cycled
+                optimizer, max_lr=self.hparams.learning_rate, total_steps=total_steps, cycle_momentum=False
             )
         else:
             scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)

@@ -65,10 +65,10 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     scalars = set(events.Tags()["scalars"])
     assert {"loss/train", "acc/train", "loss/val", "acc/val", "loss/test", "acc/test"} <= scalars
     assert "epoch" not in scalars  # Lightning's epoch counter would be a staircase in front of the curves
-    # One point per logging interval, and one for the last 3 steps after the last full interval.
-    assert [event.step for event in events.Scalars("loss/train")] == [5, 10, 15, 20, 25, 30, 33]
-    # Validation after each epoch of 5 batches and after the last step, at the same steps as the training figures.
-    assert [event.step for event in events.Scalars("acc/val")] == [5, 10, 15, 20, 25, 30, 33]
+    # The batch figures of every 5th step and of the last one, at Lightning's step index (0 for the first step).
+    assert [event.step for event in events.Scalars("loss/train")] == [4, 9, 14, 19, 24, 29, 32]
+    # Validation after each epoch of 5 batches and after the last step, at the steps of the training figures.
+    assert [event.step for event in events.Scalars("acc/val")] == [4, 9, 14, 19, 24, 29, 32]
     assert [event.step for event in events.Scalars("acc/test")] == [STEPS]
     node_names = [node.name for node in events.Graph().node]
     for layer in ("layer1", "layer2", "layer3"):
@@ -110,7 +110,8 @@ def test_hparams_tab_lists_the_runs_settings_and_leaves_the_rest_to_tensorboard(
 
 
 def test_logged_training_figures_match_a_direct_computation(fitted):
-    """acc/train at each logging step is the accuracy over the steps since the previous one, recomputed here."""
+    """loss/train and acc/train at each logging step are that step's batch figures (as the post prints them),
+    recomputed here; Lightning writes step N's at index N - 1."""
     from lit_mnist.data import MNISTDataModule
     from lit_mnist.data.batches import ShuffledBatches
     from lit_mnist.model import MNISTClassifier
@@ -129,7 +130,7 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
     datamodule.setup("fit")
     batches = ShuffledBatches(*datamodule.train_data, 100, seed=42)
     optimizer = torch.optim.SGD(model.parameters(), lr=1e-4)
-    losses, correct, seen, step, checked = [], 0, 0, 0, []
+    step, checked = 0, []
     while step < STEPS:
         for images, labels in batches:
             logits = model(images.unsqueeze(1).float() / 255)
@@ -137,15 +138,12 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
             optimizer.zero_grad()
             loss.backward()
             optimizer.step()
-            losses.append(loss.item() * len(labels))
-            correct += (logits.argmax(1) == labels).sum().item()
-            seen += len(labels)
             step += 1
-            if step % 5 == 0 or step == STEPS:  # each interval, and the tail after the last full one
-                assert logged_acc[step] == pytest.approx(correct / seen, abs=1e-6), step
-                assert logged_loss[step] == pytest.approx(sum(losses) / seen, rel=1e-4), step
-                checked.append(step)
-                losses, correct, seen = [], 0, 0
+            if step % 5 == 0 or step == STEPS:  # each interval, and the last step
+                accuracy = (logits.argmax(1) == labels).float().mean().item()
+                assert logged_acc[step - 1] == pytest.approx(accuracy, abs=1e-6), step
+                assert logged_loss[step - 1] == pytest.approx(loss.item(), rel=1e-4), step
+                checked.append(step - 1)
             if step == STEPS:
                 break
     assert checked == sorted(logged_loss)
@@ -159,9 +157,9 @@ def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_g
     assert result.returncode == 0, result.stderr
     events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
     events.Reload()
-    # 24 batches make 12 optimizer steps: a point after steps 5 and 10, and one for the last 2.
-    assert [event.step for event in events.Scalars("loss/train")] == [5, 10, 12]
-    assert [event.step for event in events.Scalars("acc/train")] == [5, 10, 12]
+    # 24 batches make 12 optimizer steps: a point for steps 5, 10 and the last (at indices 4, 9 and 11).
+    assert [event.step for event in events.Scalars("loss/train")] == [4, 9, 11]
+    assert [event.step for event in events.Scalars("acc/train")] == [4, 9, 11]
 
 
 def test_last_checkpoint_holds_the_final_step(fitted):
@@ -323,7 +321,7 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     assert best.name.startswith("best-step=3-")
     events = EventAccumulator(str(run))
     events.Reload()
-    assert [event.step for event in events.Scalars("acc/val")] == [3]
+    assert [event.step for event in events.Scalars("acc/val")] == [2]  # Lightning's index of the 3rd step
     assert "warn" not in (result.stdout + result.stderr).lower()
 
 
@@ -371,9 +369,9 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
     assert {"lr-SGD", "lr-SGD-momentum", "train/grad_norm/total", "train/grad_norm/layer1.weight"} <= set(
         tags["scalars"]
     )
-    assert [event.step for event in events.Scalars("train/grad_norm/total")] == [5, 10, 15, 20, 25, 30]
+    assert [event.step for event in events.Scalars("train/grad_norm/total")] == [4, 9, 14, 19, 24, 29]
     assert all(event.value > 0 for event in events.Scalars("train/grad_norm/total"))  # the step's own gradients
-    assert [event.step for event in events.Scalars("train/steps_per_second")] == [5, 10, 15, 20, 25, 30]
+    assert [event.step for event in events.Scalars("train/steps_per_second")] == [4, 9, 14, 19, 24, 29]
     assert all(event.value > 0 for event in events.Scalars("train/images_per_second"))
     # HISTOGRAMS and DISTRIBUTIONS: at the initialisation and after each validation.
     drawn_at = [0, 5, 10, 15, 20, 25, 30, 33]
