@@ -1,9 +1,6 @@
-"""How a run ends before its last step: at a diverging loss, on Ctrl-C (SIGINT) and SIGTERM with its state kept, or at
-a file it cannot write; and the one line that says so."""
+"""How a run ends before its last step: at a diverging loss, or on Ctrl-C (SIGINT) and SIGTERM with its state kept."""
 
-import shlex
 import signal
-import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -11,10 +8,9 @@ from typing import Any, Optional
 
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
-from lightning.pytorch.cli import SaveConfigCallback
 
 from lit_mnist.callbacks import last_checkpoint_path, save_last_checkpoint
-from lit_mnist.errors import WRITE_ERRORS, TrainingDiverged, TrainingStopped, WriteFailed, os_error_of
+from lit_mnist.errors import TrainingDiverged, TrainingStopped
 
 
 def finite_weights(module: torch.nn.Module) -> bool:
@@ -142,54 +138,3 @@ class SignalStop(Callback):
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
-
-
-def write_failure(error: BaseException, run_folder: Optional[Path]) -> Optional[WriteFailed]:
-    """The one-line error for an exception that is a failed write of one of the run's files, naming the file."""
-    cause = os_error_of(error)
-    if cause is None or cause.errno not in WRITE_ERRORS:
-        return None
-    return WriteFailed(f"cannot write {cause.filename or _file_being_written(error, run_folder)}: {cause.strerror}")
-
-
-def quiet_write_failures(hook_args: threading.ExceptHookArgs) -> None:
-    """TensorBoard writes event files on a thread of its own: a failed write there would print a traceback, and the
-    writer raises the same error again in the main thread at its next write or flush, where the CLI reports it."""
-    error = hook_args.exc_value
-    if not (isinstance(error, OSError) and error.errno in WRITE_ERRORS):
-        sys.__excepthook__(hook_args.exc_type, hook_args.exc_value, hook_args.exc_traceback)
-
-
-def _file_being_written(error: BaseException, run_folder: Optional[Path]) -> str:
-    """The file whose write failed, found from the code that was writing it: their writers do not say."""
-    traceback, writer = error.__traceback__, None
-    while traceback is not None:
-        frame = traceback.tb_frame
-        if frame.f_globals.get("__name__", "").startswith("tensorboard.summary.writer"):
-            writer = "events"
-        elif isinstance(frame.f_locals.get("self"), SaveConfigCallback):
-            writer = "config"
-        traceback = traceback.tb_next
-    if run_folder is None or writer is None:
-        return f"a file in {run_folder}" if run_folder else "a file of the run"
-    if writer == "config":
-        return str(run_folder / "config.yaml")
-    events = sorted(run_folder.glob("events.out.tfevents.*"), key=lambda path: path.stat().st_mtime)
-    return str(events[-1]) if events else f"the TensorBoard event file in {run_folder}"
-
-
-def stopped_message(stop: TrainingStopped, command_line: list[str]) -> str:
-    """Where the run stopped, and the command that resumes it: the same one, with the checkpoint as --ckpt_path."""
-    if stop.checkpoint is None:
-        return f"{stop}; the run keeps no checkpoints, so nothing was saved"
-    kept = []
-    skip = False
-    for argument in command_line:
-        if skip:
-            skip = False
-        elif argument == "--ckpt_path":
-            skip = True
-        elif not argument.startswith("--ckpt_path="):
-            kept.append(argument)
-    resume = shlex.join(["python", "-m", "lit_mnist", *kept, "--ckpt_path", str(stop.checkpoint)])
-    return f"{stop}; {stop.checkpoint} holds it. Resume with: {resume}"

@@ -5,6 +5,7 @@ training steps, so training runs as fast with it as without it (see the README's
 """
 
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -98,8 +99,8 @@ class TensorBoardExtras(Callback):
             images_per_step = len(batch[1]) * trainer.accumulate_grad_batches * trainer.world_size
             figures["train/images_per_second"] = steps_per_second * images_per_step
         self._clock = (now, step)
-        if figures:
-            _log(trainer, figures, step)
+        if figures:  # through Lightning, at the step of the same step's loss and accuracy
+            pl_module.log_dict(figures)
 
     # After validations: histograms and the first layer's units.
 
@@ -216,7 +217,15 @@ class TensorBoardExtras(Callback):
 class ConfigToTensorBoard(SaveConfigCallback):
     """Lightning's config.yaml writer, which also shows the configuration in TensorBoard's TEXT tab."""
 
-    def save_config(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        try:
+            super().setup(trainer, pl_module, stage)
+        except OSError as error:  # the YAML writer does not say which file it could not write
+            if error.filename is None and trainer.logger is not None and trainer.logger.log_dir is not None:
+                error.filename = str(Path(trainer.logger.log_dir) / self.config_filename)
+            raise
+
+    def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         extras = [callback for callback in trainer.callbacks if isinstance(callback, TensorBoardExtras)]
         experiment = _experiment(trainer)
         if experiment is None or not extras or not extras[0].config_text:
@@ -235,11 +244,6 @@ def _experiment(trainer: Trainer) -> Any:
     """The TensorBoard SummaryWriter on process 0; None elsewhere or with another logger."""
     experiment = getattr(trainer.logger, "experiment", None)
     return experiment if trainer.is_global_zero and hasattr(experiment, "add_histogram") else None
-
-
-def _log(trainer: Trainer, figures: dict[str, float], step: int) -> None:
-    for logger in trainer.loggers:
-        logger.log_metrics(figures, step=step)
 
 
 def _add_histogram(experiment: Any, tag: str, values: Tensor, step: int) -> None:
