@@ -66,8 +66,9 @@ def read_checkpoint(path: str) -> dict[str, Any]:
     return checkpoint
 
 
-def data_options(checkpoint: dict[str, Any]) -> list[str]:
-    """The data module's settings saved in a checkpoint, as command-line options (not the pictures to predict)."""
+def with_data_options(command_line: list[str], subcommand: str, checkpoint: dict[str, Any]) -> list[str]:
+    """The command line with the data module's settings saved in the checkpoint put first after the subcommand, so
+    that every option or --config given wins over them (not the pictures to predict)."""
     saved = checkpoint.get(MNISTDataModule.CHECKPOINT_HYPER_PARAMS_KEY) or {}
     known = inspect.signature(MNISTDataModule).parameters
     options = []
@@ -75,4 +76,5 @@ def data_options(checkpoint: dict[str, Any]) -> list[str]:
         if name in known and name != "predict_path" and value is not None:
             text = str(value).lower() if isinstance(value, bool) else str(value)
             options.append(f"--data.{name}={text}")
-    return options
+    position = command_line.index(subcommand) + 1
+    return [*command_line[:position], *options, *command_line[position:]]

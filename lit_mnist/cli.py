@@ -1,19 +1,17 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
 import logging
-import signal
 import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import Any, Literal, NoReturn, Optional
+from typing import Any, Literal, Optional
 
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
-from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 
 from lit_mnist.callbacks import (
     FinalValidation,
@@ -22,13 +20,13 @@ from lit_mnist.callbacks import (
     RNGStateCheckpoint,
     RunSummary,
 )
-from lit_mnist.checkpointing import AtomicCheckpointIO, data_options, read_checkpoint
+from lit_mnist.checkpointing import AtomicCheckpointIO, read_checkpoint, with_data_options
 from lit_mnist.data import MNISTDataModule
-from lit_mnist.errors import TrainingStopped, UserError
+from lit_mnist.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_failures, write_failure
 from lit_mnist.model import MNISTClassifier
-from lit_mnist.options import check_config_files, check_values, plain_words
-from lit_mnist.runs import claim_run_folder, continued_run, latest_run_checkpoint, run_settings, runs_folder
-from lit_mnist.stopping import DivergenceCheck, SignalStop, quiet_write_failures, stopped_message, write_failure
+from lit_mnist.options import OneLineErrorParser, check_config_files, check_values, program_name
+from lit_mnist.runs import claim_new_run, continued_run, latest_run_checkpoint, run_settings, runs_folder
+from lit_mnist.stopping import DivergenceCheck, SignalStop
 from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.tensorboard.figures import TestFigures
 from lit_mnist.tensorboard.logger import TensorBoardLogger
@@ -45,12 +43,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 
 def persistent_callbacks() -> list[Callback]:
-    """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process).
-
-    Exact resume needs the RNG states; the test figures are part of every run's TensorBoard page; a run's final
-    weights are validated (and can be the best checkpoint) however its last epoch ends; Ctrl-C and SIGTERM save
-    the step reached.
-    """
+    """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process)."""
     return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary(), SignalStop()]
 
 
@@ -67,26 +60,11 @@ SEED = 42
 # The subcommands that train nothing, and so make no run: no run folder, config.yaml or checkpoint.
 NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export", "serve")
 
-# Lightning 2.6 checks batches with a torch pytree test that torch 2.14 deprecates: a FutureWarning on every run that
-# no user of this project can act on (Lightning has to change), so it is not shown.
+# Lightning 2.6 calls a torch pytree test that torch 2.14 deprecates: a warning on every run that no user can act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
-# Redrawing the bar every step, Lightning's default, costs more than a training step of this small network (about
-# 0.65 ms). Every 50 steps is the default logging interval, when the training figures on it change: still several
-# redraws a second.
+# Redrawing the bar at every step costs more than a step of this small network; its figures change every 50 steps.
 PROGRESS_BAR_REFRESH_STEPS = 50
-
-
-class OneLineErrorParser(LightningArgumentParser):
-    """Reports a bad option in one line (what is wrong, where to look) instead of argparse's usage dump."""
-
-    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
-        if not self.exit_on_error:
-            super().error(message, ex)
-        message = plain_words(" ".join(line.strip() for line in message.splitlines() if line.strip()), self)
-        prog = self.prog.replace(" [options]", "")
-        sys.stderr.write(f"error: {message} (see '{prog} --help')\n")
-        self.exit(2)
 
 
 class LitMNISTCLI(LightningCLI):
@@ -104,14 +82,16 @@ class LitMNISTCLI(LightningCLI):
                 parser_class=OneLineErrorParser,
                 save_config_callback=ConfigToTensorBoard,
                 auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
-                parser_kwargs={"prog": _program_name(), "description": __doc__.splitlines()[0]},
+                parser_kwargs={"prog": program_name(), "description": __doc__.splitlines()[0]},
                 args=args,
                 **kwargs,
             )
         except UserError:
             raise
         except Exception as error:
-            failure = write_failure(error, self._run_folder())
+            logger = getattr(getattr(self, "trainer", None), "logger", None)  # None if the error came before it
+            run = Path(logger.log_dir) if logger is not None and logger.log_dir else None
+            failure = write_failure(error, run or (self._claimed_runs[-1] if self._claimed_runs else None))
             if failure is None:
                 raise
             raise failure from None
@@ -121,12 +101,6 @@ class LitMNISTCLI(LightningCLI):
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
-    def _run_folder(self) -> Optional[Path]:
-        trainer = getattr(self, "trainer", None)
-        if trainer is not None and trainer.logger is not None and trainer.logger.log_dir:
-            return Path(trainer.logger.log_dir)
-        return self._claimed_runs[-1] if self._claimed_runs else None
-
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # Each subcommand is the Trainer method of that name; the set lists its arguments the CLI fills in itself.
@@ -135,13 +109,9 @@ class LitMNISTCLI(LightningCLI):
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         parser.add_lightning_class_args(TensorBoardExtras, "tensorboard")
-        parser.add_argument(
-            "--log_level",
-            type=Literal["DEBUG", "INFO", "WARNING", "ERROR"],
-            default="WARNING",
-            help="The level of Lightning's log messages shown: INFO adds its lines on devices, the seed and "
-            "checkpoint restores",
-        )
+        levels = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
+        help = "The level of Lightning's log messages shown: INFO adds its lines on devices, seed and restores"
+        parser.add_argument("--log_level", type=levels, default="WARNING", help=help)
         parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
         parser.add_lightning_class_args(PeriodicLastCheckpoint, "last_checkpoint")
         parser.add_lightning_class_args(DivergenceCheck, "divergence")
@@ -164,13 +134,9 @@ class LitMNISTCLI(LightningCLI):
         # would end in a traceback on a bad file: each way a file can be wrong gets its line here first.
         checkpoint = read_checkpoint(config.ckpt_path) if config.get("ckpt_path") else None
         if checkpoint is not None and subcommand != "fit" and isinstance(command_line, list):
-            # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says
-            # otherwise: its data settings are parsed first, so that every option or --config given wins.
-            data_settings = data_options(checkpoint)
-            if data_settings:
-                position = command_line.index(subcommand) + 1
-                self.config = parser.parse_args([*command_line[:position], *data_settings, *command_line[position:]])
-                config = self.config[subcommand]
+            # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says not.
+            self.config = parser.parse_args(with_data_options(command_line, subcommand, checkpoint))
+            config = self.config[subcommand]
         check_values(config)
         if subcommand == "predict" and checkpoint is None:
             raise UserError(
@@ -178,31 +144,17 @@ class LitMNISTCLI(LightningCLI):
             )
         continuing = checkpoint is not None and subcommand == "fit"
         run = continued_run(config, Path(config.ckpt_path), checkpoint) if continuing else None
-        if run is not None:
-            if (run / "config.yaml").is_file():
-                self.save_config_callback = None  # the run's config.yaml already says how it was made
-            # Lightning warns that the checkpoint folder is not empty: here it is the run's own, on purpose.
-            warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
-            if rank_zero_only.rank == 0:
-                print(f"Continuing {run} from step {checkpoint['global_step']}")
+        if run is not None and (run / "config.yaml").is_file():
+            self.save_config_callback = None  # the run's config.yaml already says how it was made
 
     def _of_subcommand(self, config: Any) -> Any:
         """The subcommand's part of a configuration (all of it when the CLI was made with run=False)."""
         return config[self.subcommand] if self.subcommand else config
 
     def before_instantiate_classes(self) -> None:
-        """Give a new run its version_N folder now, created so that no run started at the same time can take it."""
-        config = self._of_subcommand(self.config)
-        runs = runs_folder(config)
-        logger = config.trainer.logger
-        if self.subcommand in NO_RUN_SUBCOMMANDS or runs is None or logger.init_args.get("version") is not None:
-            return
-        if rank_zero_only.rank != 0:
-            return  # other processes never write; Lightning takes the run's folder from process 0
-        created = [folder for folder in (*reversed(runs.parents), runs) if not folder.exists()]
-        logger.init_args.version = claim_run_folder(runs)
-        self._claimed_runs += created
-        self._claimed_runs.append(runs / f"version_{logger.init_args.version}")
+        # Process 0 alone: the others never write, and Lightning takes the run's folder from it.
+        if self.subcommand not in NO_RUN_SUBCOMMANDS and rank_zero_only.rank == 0:
+            self._claimed_runs += claim_new_run(self._of_subcommand(self.config))
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._of_subcommand(self.config_init).get("trainer") or {}
@@ -231,10 +183,8 @@ class LitMNISTCLI(LightningCLI):
             raise UserError(" ".join(str(error).split())) from None
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
-        # The checkpoint group is always on the command line; `--trainer.enable_checkpointing false` switches it off
-        # rather than clashing with it. Private, but the one place where LightningCLI hands over the callbacks of
-        # the --checkpoint group before the Trainer checks them: test_checkpointing_can_be_switched_off fails if
-        # that changes.
+        # `--trainer.enable_checkpointing false` switches the --checkpoint group off rather than clashing with it.
+        # Private: the one place where the group's callbacks come before the Trainer checks them (a test guards it).
         if config.get("enable_checkpointing") is False:
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]
         return super()._instantiate_trainer(config, callbacks)
@@ -259,29 +209,12 @@ class LitMNISTCLI(LightningCLI):
             sys.exit(1)
 
 
-def _program_name() -> str:
-    program = Path(sys.argv[0]).name
-    return "python -m lit_mnist" if program in ("__main__.py", "") else program
-
-
 def main(args: Optional[list[str]] = None) -> None:
     command_line = sys.argv[1:] if args is None else list(args)
     threading.excepthook = quiet_write_failures
     try:
         LitMNISTCLI(args=args)
-    except TrainingStopped as stop:
-        sys.stderr.write(f"{stopped_message(stop, command_line)}\n")
-        sys.exit(stop.exit_code)
-    except UserError as error:
-        sys.stderr.write(f"error: {error}\n")
-        sys.exit(error.exit_code)
-    except MisconfigurationException as error:
-        # Lightning's own checks of Trainer options: its messages name the option and the allowed values.
-        sys.stderr.write(f"error: {' '.join(str(error).split())}\n")
-        sys.exit(2)
-    except KeyboardInterrupt:  # Ctrl-C before training started, or after it ended: nothing to save
-        sys.stderr.write("error: interrupted\n")
-        sys.exit(128 + signal.SIGINT)
-    except SIGTERMException:  # Lightning's, outside training (the test pass): a SystemExit that would exit with 0
-        sys.stderr.write("error: stopped by SIGTERM\n")
-        sys.exit(128 + signal.SIGTERM)
+    except ONE_LINE_ERRORS as error:
+        line, exit_code = one_line(error, command_line)
+        sys.stderr.write(f"{line}\n")
+        sys.exit(exit_code)

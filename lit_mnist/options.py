@@ -4,11 +4,13 @@
 import argparse
 import difflib
 import re
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, Optional
 
 import yaml
 from jsonargparse.typing import restricted_number_type
+from lightning.pytorch.cli import LightningArgumentParser
 
 from lit_mnist.errors import UserError
 
@@ -68,3 +70,20 @@ def plain_words(message: str, parser: argparse.ArgumentParser) -> str:
         if nearest:
             return f"unrecognized arguments: {unknown[1]}{unknown[2]}; did you mean {nearest[0]}?"
     return message
+
+
+class OneLineErrorParser(LightningArgumentParser):
+    """Reports a bad option in one line (what is wrong, where to look) instead of argparse's usage dump."""
+
+    def error(self, message: str, ex: Optional[Exception] = None) -> NoReturn:
+        if not self.exit_on_error:
+            super().error(message, ex)
+        message = plain_words(" ".join(line.strip() for line in message.splitlines() if line.strip()), self)
+        prog = self.prog.replace(" [options]", "")
+        sys.stderr.write(f"error: {message} (see '{prog} --help')\n")
+        self.exit(2)
+
+
+def program_name() -> str:
+    program = Path(sys.argv[0]).name
+    return "python -m lit_mnist" if program in ("__main__.py", "") else program

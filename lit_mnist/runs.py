@@ -2,10 +2,12 @@
 take it, ``--ckpt_path last``, and which checkpoint continues which run."""
 
 import re
+import warnings
 from pathlib import Path
 from typing import Any, Optional
 
 import yaml
+from lightning.pytorch.utilities import rank_zero_only
 
 from lit_mnist.errors import UserError
 
@@ -39,6 +41,17 @@ def claim_run_folder(runs: Path) -> int:
             f"cannot create a run folder in {runs} ({error.strerror}); choose a writable folder with "
             "--trainer.logger.save_dir"
         ) from None
+
+
+def claim_new_run(config: Any) -> list[Path]:
+    """Give a new run of the TensorBoard logger its version_N folder now, created so that no run started at the same
+    time can take it, and set it as the logger's version; returns the folders created, innermost last."""
+    runs = runs_folder(config)
+    if runs is None or config.trainer.logger.init_args.get("version") is not None:
+        return []
+    created = [folder for folder in (*reversed(runs.parents), runs) if not folder.exists()]
+    config.trainer.logger.init_args.version = claim_run_folder(runs)
+    return [*created, runs / f"version_{config.trainer.logger.init_args.version}"]
 
 
 def version_number(folder: Path) -> int:
@@ -99,4 +112,8 @@ def continued_run(config: Any, ckpt_path: Path, checkpoint: dict[str, Any]) -> O
     config.trainer.logger.init_args.version = int(match.group(1))
     # Drop the events logged after this checkpoint by the interrupted process, so TensorBoard shows one curve.
     config.trainer.logger.init_args.purge_step = step
+    # Lightning warns that the checkpoint folder is not empty: here it is the run's own, on purpose.
+    warnings.filterwarnings("ignore", message=r"Checkpoint directory .* exists and is not empty")
+    if rank_zero_only.rank == 0:
+        print(f"Continuing {runs / run.name} from step {step}")
     return runs / run.name
