@@ -23,6 +23,14 @@ REPO = Path(__file__).resolve().parents[1]
 REAL_DATA = Path(os.environ.get("LIT_MNIST_REAL_DATA", REPO.parent / "shared" / "data"))
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
 
+# Every torch process of the suite takes its share of the cores, set here once: the workers themselves and, through
+# the environment they inherit, every process a test starts. Two workers whose subprocesses each took every core
+# would oversubscribe the CPU, and torch's thread pool then runs many times slower, not twice.
+WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+THREADS = max(1, (os.cpu_count() or 1) // WORKERS)
+os.environ.update(OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
+torch.set_num_threads(THREADS)
+
 
 def write_idx(path: Path, array: torch.Tensor) -> None:
     """Write a uint8 tensor as an IDX file, the format of the MNIST files."""
