@@ -1,10 +1,13 @@
 """`export`: the checkpoint's network as an ONNX file that ONNX Runtime runs as the checkpoint does."""
 
 import onnxruntime
+import pytest
 import torch
 
 from lit_mnist.model import MNISTClassifier
 from tests.conftest import run_cli
+
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
 
 def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_logits(checkpoint, tmp_path):
@@ -39,7 +42,7 @@ def test_the_readmes_onnxruntime_example_reads_a_digit(checkpoint, tmp_path, mon
 
     from tests.conftest import REPO, make_digits
 
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "command-line.md").read_text()
     example = next(block for block in readme.split("```python\n")[1:] if "onnxruntime" in block).split("```")[0]
     assert run_cli("export", "--ckpt_path", str(checkpoint), cwd=tmp_path).returncode == 0  # model.onnx
     images, _ = make_digits(1, seed=3)
