@@ -14,6 +14,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 
 from tests.conftest import REPO, TINY_ARGS, reported, run_cli, write_tiny_mnist
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 # 33 steps: the last ones fall between two saves of last.ckpt (every 10) and after the last full logging interval (5).
 STEPS = 33
 FIT_ARGS = [*TINY_ARGS, "--trainer.max_steps", str(STEPS), "--trainer.log_every_n_steps", "5"]

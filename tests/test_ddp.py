@@ -5,6 +5,8 @@ import torch
 
 from tests.conftest import last_checkpoint, reported, run_cli
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 # Kaiming init and a moderate rate keep the arithmetic tame, so the only difference between the runs is the order
 # in which floating-point sums are taken.
 ARGS = [

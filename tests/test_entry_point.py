@@ -8,6 +8,8 @@ import pytest
 
 from tests.conftest import REPO
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "lr_find", "export", "serve")
 
 

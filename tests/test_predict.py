@@ -14,6 +14,8 @@ from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
 from tests.conftest import REPO, bomb_png, run_cli
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 
 def write_digit_png(path: Path, seed: int) -> None:
     image = torch.zeros(120, 90, dtype=torch.uint8)

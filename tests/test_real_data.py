@@ -2,10 +2,13 @@
 
 from pathlib import Path
 
+import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule
 from tests.conftest import REPO, reported, run_cli
+
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
 
 def test_the_split_and_label_counts_are_mnists(real_data):
@@ -47,18 +50,18 @@ def test_the_tuned_recipe_learns_fast_on_real_digits(short_tuned_run):
 
 
 def test_the_fast_recipe_learns_in_bfloat16_on_real_digits(real_data, tmp_path):
-    """configs/fast.yaml (bfloat16 autocast, batches of 512) cut to 4 of its 24 epochs: 98.2% on this machine.
+    """configs/fast.yaml (bfloat16 autocast, batches of 512) cut to 2 of its 24 epochs.
 
     The full recipe reaches 99.18% (2 seeds) in 0.38 of tuned.yaml's training time (README, benchmarks/recipes.py).
     """
     result = run_cli(
         "fit", "--config", str(REPO / "configs" / "fast.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.max_steps", "432", "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
+        "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text()
     assert "precision: bf16-mixed" in config and "batch_size: 512" in config
-    assert reported(result.stdout, "acc/test") >= 0.975
+    assert reported(result.stdout, "acc/test") >= 0.96
 
 
 def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_data, short_tuned_run):

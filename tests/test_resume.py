@@ -14,6 +14,8 @@ import torch
 
 from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 # Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
 # AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
 # steps only (5 batches an epoch), so most saves, and the one the kill leaves behind, fall mid-epoch.

@@ -13,7 +13,7 @@ from lit_mnist.model import MNISTClassifier
 from lit_mnist.trainer import Trainer
 from tests.conftest import TINY_ARGS, last_checkpoint, make_digits
 
-QUIET = ["--trainer.enable_progress_bar", "false"]
+QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"]
 AUGMENTED = [
     "--data.max_rotation",
     "15",

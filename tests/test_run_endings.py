@@ -10,6 +10,8 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lit_mnist.stopping import finite_weights
 from tests.conftest import TINY_ARGS, run_cli
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 QUIET = ["--trainer.enable_progress_bar", "false"]
 FILE_TOO_LARGE = "File too large"
 

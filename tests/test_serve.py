@@ -28,6 +28,8 @@ from lit_mnist.model import MNISTClassifier
 from lit_mnist.serving.server import MAX_BODY_BYTES
 from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_cli
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 START_SECONDS = 180  # a worker process loads torch and the network: slow on a busy machine
 
 

@@ -33,7 +33,10 @@ from tests.test_serve import (
     wait_for_health,
 )
 
-REPEATS = 5  # per moment and signal: 4 moments x 5 = 20 stops of each signal
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# Per moment and signal: 4 moments x 2 = 8 stops of each signal; LIT_MNIST_STOP_REPEATS=5 for a harder look.
+REPEATS = int(os.environ.get("LIT_MNIST_STOP_REPEATS", "2"))
 
 
 def _body() -> bytes:

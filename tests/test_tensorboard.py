@@ -9,6 +9,8 @@ import pytest
 
 from tests.conftest import TINY_ARGS, get_json, launch_chromium, run_cli, tensorboard, write_tiny_mnist
 
+pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
 RUNS = ["version_0", "version_1"]

@@ -108,6 +108,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
                 # The tracer behind TensorBoard's graphs is torch.jit.trace, which warns that it is deprecated:
                 # nothing a user of this project can act on, and TensorBoard offers no other way to draw the graph.
                 warnings.filterwarnings("ignore", message=r"`torch\.jit\.trace", category=FutureWarning)
+                # The tracer reads every attribute of the metric objects, one of which torchmetrics has deprecated.
+                warnings.filterwarnings("ignore", message="This property will be removed", category=DeprecationWarning)
                 graph_def, step_stats = pytorch_graph(model, (input_array.to(model.device),))
         finally:
             model.train(was_training)
