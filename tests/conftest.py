@@ -1,7 +1,9 @@
 """Shared fixtures: tiny MNIST-format data written by the tests themselves, and a CLI runner."""
 
 import contextlib
+import io
 import json
+import logging
 import os
 import re
 import resource
@@ -11,6 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import warnings
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,6 +117,35 @@ def run_cli(
     )
 
 
+def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedProcess:
+    """`python -m lit_mnist ARGS` as run_cli runs it, but as ``main(args)`` in the test's own process (no torch to
+    import again): for the tests where no process boundary is under test. Its output, Lightning's log lines and the
+    warnings a user would see are captured as run_cli captures them."""
+    from lit_mnist.cli import main
+
+    stdout, stderr = io.StringIO(), io.StringIO()
+    loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
+    handlers = [handler for log in loggers for handler in log.handlers if isinstance(handler, logging.StreamHandler)]
+    streams = [handler.setStream(stderr) for handler in handlers]
+    previous, code = os.getcwd(), 0
+    os.chdir(cwd)
+    try:
+        with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout):
+            with contextlib.redirect_stderr(stderr):
+                # Hidden outside __main__, as a user's run hides them; the project's own filters stay in place.
+                warnings.filterwarnings("ignore", category=DeprecationWarning)
+                try:
+                    main(list(args))
+                except SystemExit as exit:
+                    code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    finally:
+        os.chdir(previous)
+        for handler, stream in zip(handlers, streams):
+            handler.setStream(stream)
+    stderr.write("".join(f"{warning.category.__name__}: {warning.message}\n" for warning in caught))
+    return subprocess.CompletedProcess(["lit_mnist", *args], code, stdout.getvalue(), stderr.getvalue())
+
+
 def free_port() -> int:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))
@@ -158,8 +190,8 @@ def checkpoint(tmp_path_factory) -> Path:
     plumbing of predict, export and serve needs a checkpoint, not a good one."""
     work = tmp_path_factory.mktemp("fit")
     data = write_tiny_mnist(work / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
-                     "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
+    result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
+                            "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     return work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
 
@@ -168,7 +200,7 @@ def checkpoint(tmp_path_factory) -> Path:
 def short_tuned_run(real_data, tmp_path_factory) -> tuple[Path, str]:
     """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): its folder and printed output, shared by several tests."""
     work = tmp_path_factory.mktemp("tuned")
-    result = run_cli(
+    result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--data.data_dir", str(real_data),
         "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work, timeout=600,
     )  # fmt: skip

@@ -12,7 +12,11 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, TINY_ARGS, reported, run_cli, write_tiny_mnist
+from tests.conftest import REPO, TINY_ARGS, reported, run_in_process, write_tiny_mnist
+from tests.conftest import run_cli as run_in_a_process
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process  # what a user sees of warnings and Lightning's log lines is a process's: run_in_a_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -306,7 +310,7 @@ def test_fit_prints_what_helps_and_none_of_lightnings_noise(fitted):
 
 def test_lightnings_information_lines_come_back_with_log_level_info(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
+    result = run_in_a_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
                      "--trainer.enable_progress_bar", "false", "--log_level", "INFO", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "GPU available" in result.stderr + result.stdout and "Seed set to 42" in result.stderr + result.stdout
@@ -315,7 +319,7 @@ def test_lightnings_information_lines_come_back_with_log_level_info(tmp_path):
 def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     """3 steps of an epoch of 5: validated after the last one, so the best checkpoint exists, and no warning."""
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
+    result = run_in_a_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
                      "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"

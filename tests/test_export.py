@@ -5,9 +5,12 @@ import pytest
 import torch
 
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import run_cli
+from tests.conftest import run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process
 
 
 def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_logits(checkpoint, tmp_path):

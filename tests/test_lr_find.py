@@ -5,9 +5,12 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import run_cli, write_tiny_mnist
+from tests.conftest import run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process
 
 
 def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):

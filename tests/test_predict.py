@@ -12,9 +12,12 @@ from PIL import Image
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import REPO, bomb_png, run_cli
+from tests.conftest import REPO, bomb_png, run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process
 
 
 def write_digit_png(path: Path, seed: int) -> None:

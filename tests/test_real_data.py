@@ -6,9 +6,12 @@ import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule
-from tests.conftest import REPO, reported, run_cli
+from tests.conftest import REPO, reported, run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process
 
 
 def test_the_split_and_label_counts_are_mnists(real_data):

@@ -35,8 +35,8 @@ from tests.test_serve import (
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# Per moment and signal: 4 moments x 2 = 8 stops of each signal; LIT_MNIST_STOP_REPEATS=5 for a harder look.
-REPEATS = int(os.environ.get("LIT_MNIST_STOP_REPEATS", "2"))
+# Per moment and signal: 4 moments x 1 = 4 stops of each signal; LIT_MNIST_STOP_REPEATS=5 for a harder look.
+REPEATS = int(os.environ.get("LIT_MNIST_STOP_REPEATS", "1"))
 
 
 def _body() -> bytes:

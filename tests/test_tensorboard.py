@@ -7,9 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import TINY_ARGS, get_json, launch_chromium, run_cli, tensorboard, write_tiny_mnist
+from tests.conftest import TINY_ARGS, get_json, launch_chromium, run_in_process, tensorboard, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+
+# No process boundary is under test here: the command line runs as main(args), in the test's own process.
+run_cli = run_in_process
 
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
