@@ -1,9 +1,13 @@
 """Two CPU processes under Lightning's DDP (gloo) train as one process does on the same global batches."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
-from tests.conftest import last_checkpoint, reported, run_cli
+from tests.conftest import REPO, free_port, last_checkpoint, reported, run_cli
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -101,3 +105,34 @@ def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exac
     assert expected["global_step"] == actual["global_step"] == 24
     for name, weights in expected["state_dict"].items():
         assert torch.equal(weights, actual["state_dict"][name]), f"{name} differs after resuming from step 14"
+
+
+def test_two_machines_under_torchrun_match_one_process(tiny_data, tmp_path):
+    """Two `torchrun --nnodes 2 --nproc_per_node 1` launchers on 127.0.0.1, as two machines would run them (node
+    ranks 0 and 1, one rendezvous): one run folder, written by the first machine, and the single process's weights."""
+    single_dir, nodes_dir = tmp_path / "single", tmp_path / "nodes"
+    single_dir.mkdir()
+    nodes_dir.mkdir()
+    fit(tiny_data, single_dir, "--trainer.devices", "1")
+    port = free_port()
+    launchers = []
+    for rank in (0, 1):
+        command = [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc_per_node", "1",
+                   "--node_rank", str(rank), "--master_addr", "127.0.0.1", "--master_port", str(port),
+                   "-m", "lit_mnist", "fit", "--data.data_dir", str(tiny_data), *ARGS, "--trainer.strategy", "ddp",
+                   "--trainer.devices", "1", "--trainer.num_nodes", "2"]  # fmt: skip
+        launchers.append(subprocess.Popen(command, cwd=nodes_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                          text=True, env={**os.environ, "PYTHONPATH": str(REPO)}))  # fmt: skip
+    outputs = []
+    for launcher in launchers:
+        try:
+            outputs.append(launcher.communicate(timeout=600))
+        finally:
+            launcher.kill()
+        assert launcher.returncode == 0, outputs[-1][1][-3000:]
+    assert [run.name for run in (nodes_dir / "lightning_logs").iterdir()] == ["version_0"]
+    assert sum(out.count("acc/test") for out, _ in outputs) == 1  # the first machine's process prints it
+    single_state, nodes_state = last_checkpoint(single_dir), last_checkpoint(nodes_dir)
+    assert nodes_state["global_step"] == 20
+    for name, weights in single_state["state_dict"].items():
+        assert torch.allclose(weights, nodes_state["state_dict"][name], rtol=1e-4, atol=1e-5), name

@@ -36,6 +36,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         log_graph: Draw the model graph in TensorBoard's GRAPHS tab.
         default_hp_metric: Log Lightning's placeholder ``hp_metric``.
         purge_step: When continuing a run, drop its events from this step on (the resumed run writes them again).
+        log_hparams: Write the run's settings to the HPARAMS tab (a sweep writes each trial's searched values instead).
     """
 
     def __init__(
@@ -46,13 +47,15 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         log_graph: bool = True,
         default_hp_metric: bool = False,
         purge_step: Optional[int] = None,
+        log_hparams: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(save_dir, name, version, log_graph, default_hp_metric, purge_step=purge_step, **kwargs)
         self._draw_graph = log_graph
         # A run continued in its old folder (version given) already has its graph and hyperparameters.
         continued = version is not None and any(Path(self.log_dir).glob("events.out.tfevents.*"))
-        self._graph_logged = self._hparams_logged = continued
+        self._graph_logged = continued
+        self._hparams_logged = continued or not log_hparams
 
     @rank_zero_only
     def log_hyperparams(

@@ -1,0 +1,104 @@
+"""``python -m lit_mnist sweep [fit's options] --space FILE --trials N --study_name NAME [--storage URL]``."""
+
+import argparse
+import logging
+import re
+import shlex
+import signal
+import sys
+import threading
+import warnings
+from pathlib import Path
+from typing import Optional
+
+import optuna
+
+from lit_mnist.cli import LitMNISTCLI
+from lit_mnist.errors import ONE_LINE_ERRORS, TrainingStopped, one_line, quiet_write_failures
+from lit_mnist.sweep.space import read_space
+from lit_mnist.sweep.study import Sweep, Terminated, open_storage, open_study, study_folder
+
+DESCRIPTION = """Search the post's "alchemy" of hyperparameters with Optuna: each trial is a fit of the base
+configuration (fit's options and --config files, by default the post's experiment) with the trial's values, in
+lightning_logs/STUDY_NAME/trial_N/, pruned on acc/val after each epoch. The best trial by acc/val is tested at the
+end and written to lightning_logs/STUDY_NAME/best.yaml. The same command again continues the study; the same command
+on several machines, with --storage postgresql://..., shares it out. Every option of fit applies: see
+'python -m lit_mnist fit --help'."""
+
+
+def positive(text: str) -> int:
+    if not re.fullmatch(r"\d+", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text}")
+    return int(text)
+
+
+def study_name(text: str) -> str:
+    if not re.fullmatch(r"[\w.-]+", text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(f"{text!r}: use letters, digits, '-', '_' and '.' (it names a folder)")
+    return text
+
+
+class OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:
+        sys.stderr.write(f"error: {message} (see 'python -m lit_mnist sweep --help')\n")
+        sys.exit(2)
+
+
+def parser() -> argparse.ArgumentParser:
+    options = OneLineParser(prog="python -m lit_mnist sweep", description=DESCRIPTION)
+    options.add_argument("--space", type=Path, required=True,
+                         help="the search space: a YAML file of fit's option names with their ranges, e.g. "
+                         "configs/alchemy.yaml")  # fmt: skip
+    every = "trials the study holds in the end, finished or pruned, shared by every worker"
+    options.add_argument("--trials", type=positive, required=True, help=every)
+    options.add_argument("--study_name", type=study_name, required=True, help="the study, and its folder's name")
+    options.add_argument("--storage", default=None,
+                         help="postgresql://USER@HOST:PORT/DATABASE for several machines (default: SQLite in the "
+                         "study's folder)")  # fmt: skip
+    return options
+
+
+def main(args: Optional[list[str]] = None) -> None:
+    command_line = sys.argv[2:] if args is None else list(args)
+    threading.excepthook = quiet_write_failures
+    sweep_options, fit_args = parser().parse_known_args(command_line)
+    resume = shlex.join(["python", "-m", "lit_mnist", "sweep", *command_line])
+    sys.argv = sys.argv[:1]  # LightningCLI warns when it gets args besides a command line: the args are all of it
+    sweep = None
+    # Each trial gets a line of its own (Optuna's would add a traceback for each failed one), and the heartbeat that
+    # finds a killed worker's trials is an "experimental" feature of Optuna's: nothing a user can act on.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    for name in ("lightning.pytorch", "lightning.fabric"):  # until the base configuration says otherwise
+        logging.getLogger(name).setLevel(logging.WARNING)
+    try:
+        # The base configuration, checked whole before anything is written; its run folder is the study's own.
+        base = LitMNISTCLI(args=[*fit_args, f"--trainer.logger.version={sweep_options.study_name}/study"], run=False)
+        for name in ("lightning.pytorch", "lightning.fabric"):
+            logging.getLogger(name).setLevel(base.config.log_level)
+        space = read_space(sweep_options.space, base.config)
+        folder = study_folder(base, sweep_options.study_name)
+        storage = open_storage(sweep_options.storage, folder)
+        study = open_study(storage, sweep_options.study_name, space)
+        sweep = Sweep(base, fit_args, space, study, sweep_options.trials, folder)
+        print(f"Study {sweep_options.study_name}: {sweep.done()} of {sweep_options.trials} trials done; "
+              f"its folder: {folder}", flush=True)  # fmt: skip
+        sweep.run()
+        line = sweep.summary()
+        if line:
+            print(line)
+        print(f"See the trials in TensorBoard: tensorboard --logdir {folder}")
+    except (TrainingStopped, KeyboardInterrupt) as stop:
+        done = f"; {sweep.done()} of {sweep_options.trials} trials are done" if sweep is not None else ""
+        if isinstance(stop, TrainingStopped):
+            name, exit_code = stop.signal_name, stop.exit_code
+        else:
+            number = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+            name, exit_code = number.name, 128 + number
+        sys.stderr.write(f"{name} stopped the sweep, the running trial recorded as failed{done}. "
+                         f"Continue with: {resume}\n")  # fmt: skip
+        sys.exit(exit_code)
+    except ONE_LINE_ERRORS as error:
+        line, exit_code = one_line(error, command_line)
+        sys.stderr.write(f"{line}\n")
+        sys.exit(exit_code)

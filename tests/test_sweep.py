@@ -1,0 +1,306 @@
+"""`python -m lit_mnist sweep`: Optuna studies of fit, on the embedded store and on a real PostgreSQL server."""
+
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import plugin_data_pb2
+
+from tests.conftest import REPO, free_port, write_tiny_mnist
+
+pytestmark = pytest.mark.slow  # sweeps run the CLI in subprocesses; a PostgreSQL server
+
+# Tiny runs: 3 epochs of 5 batches, so that the pruner has three validations to go by.
+TINY_FIT = ["--data.val_size", "100", "--trainer.max_steps", "15", "--trainer.log_every_n_steps", "5"]
+SPACE = """model.hidden_sizes: {depth: {low: 1, high: 2}, width: {low: 8, high: 64, log: true}}
+model.learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}
+"""
+TRIAL_LINE = re.compile(r"^trial (\d+): depth \d, width \d+, learning_rate \S+: (acc/val \d\.\d{4}|pruned at step \d+)")
+
+
+def sweep_command(data: Path, space: Path, *args: str) -> list[str]:
+    return [sys.executable, "-m", "lit_mnist", "sweep", "--data.data_dir", str(data), *TINY_FIT,
+            "--model.init", "kaiming", "--space", str(space), *args]  # fmt: skip
+
+
+def sweep(work: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+
+
+def study_of(work: Path, name: str, storage: str | None = None) -> optuna.Study:
+    storage = storage or f"sqlite:///{work / 'lightning_logs' / name / 'study.db'}"
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def done(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return study.get_trials(states=states)
+
+
+@pytest.fixture
+def work(tmp_path: Path) -> Path:
+    write_tiny_mnist(tmp_path / "data")
+    (tmp_path / "space.yaml").write_text(SPACE)
+    return tmp_path
+
+
+def test_a_sweep_on_the_embedded_store_runs_its_trials_and_continues(work):
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "5", "--study_name", "s"))
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stdout.splitlines() if TRIAL_LINE.match(line)]
+    assert sorted(int(TRIAL_LINE.match(line)[1]) for line in lines) == [0, 1, 2, 3, 4]
+    assert "Best of" in result.stdout and "acc/test" in result.stdout
+    study = study_of(work, "s")
+    assert len(done(study)) == 5
+    folder = work / "lightning_logs" / "s"
+    assert sorted(path.name for path in folder.glob("trial_*")) == [f"trial_{n:04d}" for n in range(5)]
+    # Nothing else was written: no version_N folder, no data folder.
+    assert sorted(path.name for path in work.iterdir()) == ["data", "lightning_logs", "space.yaml"]
+    assert sorted(path.name for path in (work / "lightning_logs").iterdir()) == ["s"]
+
+    # The same command again continues the study: it has its trials, so it only says so.
+    again = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "5", "--study_name", "s"))
+    assert again.returncode == 0, again.stderr
+    assert "5 of 5 trials done" in again.stdout and not TRIAL_LINE.search(again.stdout)
+    assert len(study_of(work, "s").trials) == 5
+
+
+def test_best_yaml_reproduces_the_best_trial_bit_for_bit(work):
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s"))
+    assert result.returncode == 0, result.stderr
+    study = study_of(work, "s")
+    best = study.best_trial
+    config = yaml.safe_load((work / "lightning_logs" / "s" / "best.yaml").read_text())
+    assert config["model"]["hidden_sizes"] == [best.params["width"]] * best.params["depth"]
+    assert config["model"]["learning_rate"] == best.params["learning_rate"]
+    fit = subprocess.run([sys.executable, "-m", "lit_mnist", "fit", "--config", "lightning_logs/s/best.yaml",
+                          "--trainer.enable_progress_bar", "false"], cwd=work, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert fit.returncode == 0, fit.stderr
+    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events.Reload()
+    assert events.Scalars("acc/val")[-1].value == best.value  # exactly: the same run
+
+
+def test_each_trial_has_an_hparams_row_of_exactly_its_searched_values(work):
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s"))
+    assert result.returncode == 0, result.stderr
+    study = study_of(work, "s")
+    for trial in study.trials:
+        events = EventAccumulator(str(work / "lightning_logs" / "s" / f"trial_{trial.number:04d}"))
+        events.Reload()
+        content = events.PluginTagToContent("hparams")
+        start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+        row = start.session_start_info.hparams
+        assert set(row) == {"depth", "width", "learning_rate", "state"}
+        assert row["learning_rate"].number_value == pytest.approx(trial.params["learning_rate"])
+        assert row["state"].string_value == {"COMPLETE": "finished", "PRUNED": "pruned"}[trial.state.name]
+        assert "acc/val" in events.Tags()["scalars"]
+    study_run = EventAccumulator(str(work / "lightning_logs" / "s" / "study"))
+    study_run.Reload()
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(
+        study_run.PluginTagToContent("hparams")["_hparams_/experiment"]
+    ).experiment
+    domains = {info.name: (info.domain_interval.min_value, info.domain_interval.max_value)
+               for info in experiment.hparam_infos if info.HasField("domain_interval")}  # fmt: skip
+    assert domains == {"depth": (1, 2), "width": (8, 64), "learning_rate": (1e-4, 1e-1)}
+    assert "study/history" in study_run.Tags()["images"] and "trials" in str(study_run.Tags())
+
+
+def test_a_diverging_trial_is_recorded_as_failed_with_its_reason_and_the_sweep_goes_on(work):
+    (work / "space.yaml").write_text("model.learning_rate: {choices: [1.0e+30]}\n")
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "2", "--study_name", "s"))
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: the last 5 trials all failed (training diverged")
+    assert "Traceback" not in result.stderr
+    study = study_of(work, "s")
+    assert [trial.state.name for trial in study.trials] == ["FAIL"] * 5
+    assert all("training diverged" in trial.user_attrs["failure"] for trial in study.trials)
+
+
+def test_a_trials_figures_do_not_depend_on_the_trials_before_it(work):
+    """The same values as a study's first trial and as its second, after another: the same acc/val."""
+    (work / "one.yaml").write_text("model.learning_rate: {choices: [0.01]}\n")
+    (work / "two.yaml").write_text("model.learning_rate: {choices: [0.05, 0.01]}\n")
+    first = sweep(work, *sweep_command(work / "data", work / "one.yaml", "--trials", "1", "--study_name", "one"))
+    assert first.returncode == 0, first.stderr
+    study = optuna.create_study(study_name="two", storage=f"sqlite:///{work / 'two.db'}", direction="maximize")
+    study.set_user_attr("space", (work / "two.yaml").read_text())
+    study.enqueue_trial({"learning_rate": 0.05})
+    study.enqueue_trial({"learning_rate": 0.01})
+    second = sweep(work, *sweep_command(work / "data", work / "two.yaml", "--trials", "2", "--study_name", "two",
+                                        "--storage", f"sqlite:///{work / 'two.db'}"))  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    values = {
+        trial.params["learning_rate"]: trial.value
+        for trial in study_of(work, "two", f"sqlite:///{work / 'two.db'}").trials
+    }
+    assert study_of(work, "one").trials[0].value == values[0.01]
+
+
+def wait_for_line(process: subprocess.Popen, pattern: re.Pattern, seconds: float) -> str:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if pattern.search(line):
+            return line
+        assert line or process.poll() is None, "the sweep ended before the line came"
+    raise AssertionError(f"no line matching {pattern.pattern} within {seconds} s")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_the_sweep_with_one_line_and_the_running_trial_marked(work, signum):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "50", "--study_name", "s",
+                            "--trainer.max_steps", "400")  # fmt: skip
+    process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    try:
+        wait_for_line(process, TRIAL_LINE, 120)
+        time.sleep(1.5)  # into the next trial's training
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 128 + signum
+    (line,) = stderr.strip().splitlines()[-1:]
+    assert "stopped the sweep" in line and "Continue with: python -m lit_mnist sweep" in line, stderr
+    assert "Traceback" not in stderr
+    trials = study_of(work, "s").trials
+    assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["failure"].startswith("stopped")
+
+
+@pytest.mark.parametrize(
+    "space, args, expected",
+    [
+        ("model.learnin_rate: {low: 0.1, high: 1.0}\n", [], "model.learnin_rate is not an option of fit"),
+        ("model.learning_rate: {low: 0.1, high: 0.1}\n", [], "the range is empty"),
+        ("model.learning_rate: {low: 1.0, high: 0.1}\n", [], "the range is empty"),
+        ("model.learning_rate: [low\n", [], "is not valid YAML"),
+        ("model.learning_rate: {low: 0.0, high: 1.0, log: true}\n", [], "a log scale needs a low above 0"),
+        (SPACE, ["--storage", "postgres ql://x"], "is not a database URL"),
+        (SPACE, ["--storage", "postgresql://nobody@127.0.0.1:{port}/none"], "cannot reach the database"),
+        (SPACE, ["--trials", "0"], "--trials: must be a whole number of at least 1, got 0"),
+        (SPACE, ["--study_name", "a/b"], "--study_name"),
+        (SPACE, ["--model.learning_rate", "-1"], "--model.learning_rate -1: must be greater than 0"),
+    ],
+)  # fmt: skip
+def test_bad_input_gets_one_line_and_writes_nothing(work, space, args, expected):
+    (work / "space.yaml").write_text(space)
+    args = [arg.replace("{port}", str(free_port())) for arg in args]
+    defaults = {"--trials": "3", "--study_name": "s"}
+    extra = [word for name, value in defaults.items() if name not in args for word in (name, value)]
+    started = time.monotonic()
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", *extra, *args), timeout=60)
+    assert result.returncode == 2, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("error: ") and expected in line, line
+    assert time.monotonic() - started < 30  # a database that does not answer is given a few seconds
+    assert sorted(path.name for path in work.iterdir()) == ["data", "space.yaml"]
+
+
+def test_a_study_name_taken_by_another_space_is_refused(work):
+    first = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "1", "--study_name", "s"))
+    assert first.returncode == 0, first.stderr
+    before = {path: path.stat().st_mtime_ns for path in (work / "lightning_logs").rglob("*")}
+    (work / "other.yaml").write_text("model.learning_rate: {low: 1.0e-3, high: 1.0e-1, log: true}\n")
+    result = sweep(work, *sweep_command(work / "data", work / "other.yaml", "--trials", "1", "--study_name", "s"))
+    assert result.returncode == 2
+    assert result.stderr.strip() == "error: --study_name s exists with another --space; give a new --study_name"
+    assert {path: path.stat().st_mtime_ns for path in (work / "lightning_logs").rglob("*")} == before
+
+
+# PostgreSQL: Debian's server, started as the postgres user in a temporary folder on a free loopback port.
+
+
+def postgres_binary(name: str) -> Path:
+    found = shutil.which(name) or next(iter(sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))), None)
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL is needed in CI (.ci/run installs Debian's postgresql)")
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
+    return Path(found)
+
+
+@pytest.fixture(scope="module")
+def postgres() -> str:
+    """A PostgreSQL server of its own; yields the URL of an empty database."""
+    pg_ctl, initdb = postgres_binary("pg_ctl"), postgres_binary("initdb")
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    folder = Path(tempfile.mkdtemp(prefix="lit-mnist-postgres-"))
+    if as_postgres:
+        shutil.chown(folder, "postgres")
+    port = free_port()
+    subprocess.run([*as_postgres, str(initdb), "-D", str(folder / "data"), "-U", "postgres", "--auth", "trust"],
+                   check=True, capture_output=True, timeout=120)  # fmt: skip
+    options = f"-p {port} -k {folder} -c listen_addresses=127.0.0.1"
+    subprocess.run([*as_postgres, str(pg_ctl), "-D", str(folder / "data"), "-o", options, "-l", str(folder / "log"),
+                    "-w", "-t", "60", "start"], check=True, capture_output=True, timeout=90)  # fmt: skip
+    try:
+        psql = postgres_binary("psql")
+        subprocess.run([str(psql), "-h", "127.0.0.1", "-p", str(port), "-U", "postgres", "-c", "CREATE DATABASE sweep"],
+                       check=True, capture_output=True, timeout=30)  # fmt: skip
+        yield f"postgresql://postgres@127.0.0.1:{port}/sweep"
+    finally:
+        subprocess.run([*as_postgres, str(pg_ctl), "-D", str(folder / "data"), "-m", "fast", "-w", "-t", "60", "stop"],
+                       capture_output=True, timeout=90)  # fmt: skip
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_two_workers_share_one_study_in_postgresql(work, postgres):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "6", "--study_name", "shared",
+                            "--storage", postgres)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    workers = []
+    for name in ("one", "two"):  # two machines: each its own folder
+        (work / name).mkdir()
+        workers.append(subprocess.Popen(command, cwd=work / name, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env))  # fmt: skip
+    outputs = []
+    for worker in workers:
+        try:
+            outputs.append(worker.communicate(timeout=600))
+        finally:
+            worker.kill()
+        assert worker.returncode == 0, outputs[-1][1]
+    numbers = [
+        [int(TRIAL_LINE.match(line)[1]) for line in out.splitlines() if TRIAL_LINE.match(line)] for out, _ in outputs
+    ]
+    assert all(numbers), f"each worker ran some trials: {numbers}"
+    study = optuna.load_study(study_name="shared", storage=postgres)
+    assert len(done(study)) == 6
+    assert sorted(numbers[0] + numbers[1]) == sorted(trial.number for trial in done(study))
+    assert all("Best of" in out for out, _ in outputs)
+
+
+def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, postgres):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "killed",
+                            "--storage", postgres, "--trainer.max_steps", "400")  # fmt: skip
+    process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    try:
+        wait_for_line(process, TRIAL_LINE, 120)
+        time.sleep(1.5)
+        process.kill()  # SIGKILL: no cleanup, the trial stays "running" in the database
+        process.wait(timeout=30)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+    study = optuna.load_study(study_name="killed", storage=postgres)
+    assert [trial.state.name for trial in study.trials][-1] == "RUNNING"
+    result = sweep(work, *command, timeout=600)
+    assert result.returncode == 0, result.stderr
+    study = optuna.load_study(study_name="killed", storage=postgres)
+    assert len(done(study)) == 3
+    assert [trial.state.name for trial in study.trials].count("FAIL") == 1
