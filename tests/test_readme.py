@@ -41,10 +41,11 @@ def as_run_here(words: list[str], data: Path) -> list[str]:
     """The README's lit_mnist arguments with the real data, short runs and a seed for S."""
     args = [{"S": "1", "../shared/data": str(data), "/path/to/data": str(data)}.get(word, word) for word in words[3:]]
     subcommand = args[0] if args and not args[0].startswith("-") else None
-    if subcommand in ("fit", "validate", "test", "lr_find") and "--data.data_dir" not in args and "--help" not in args:
-        if "--ckpt_path" not in args or subcommand == "fit":
+    trains = subcommand in ("fit", "sweep")
+    if subcommand in ("fit", "validate", "test", "lr_find", "sweep") and "--data.data_dir" not in args:
+        if ("--ckpt_path" not in args or trains) and "--help" not in args:
             args += ["--data.data_dir", str(data)]
-    if subcommand == "fit" and "--help" not in args and "--print_config" not in args:
+    if trains and "--help" not in args and "--print_config" not in args:
         if "--ckpt_path" in args:
             args += ["--trainer.max_steps", CONTINUED_RUN]
         elif "--trainer.max_steps" not in args:

@@ -1,5 +1,9 @@
 """On the real MNIST files (../shared/data in CI): the split, and the post's experiment end to end."""
 
+import os
+import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -115,3 +119,16 @@ def test_the_onnx_export_gives_the_checkpoints_logits_on_the_10000_test_digits(r
         expected = model(images)
     assert logits.shape == (10_000, 10)
     assert (torch.from_numpy(logits) - expected).abs().max() <= 1e-4
+
+
+def test_a_short_sweep_of_the_posts_alchemy_on_real_digits(real_data, tmp_path):
+    """configs/alchemy.yaml for 3 trials of 300 steps: each trial a line, the best one tested."""
+    command = [sys.executable, "-m", "lit_mnist", "sweep", "--space", str(REPO / "configs" / "alchemy.yaml"),
+               "--trials", "3", "--study_name", "short", "--data.data_dir", str(real_data),
+               "--trainer.max_steps", "300"]  # fmt: skip
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(re.findall(r"^trial \d+: depth \d, width \d+, learning_rate", result.stdout, re.MULTILINE)) == 3
+    assert re.search(r"^Best of \d finished trials: .* acc/test 0\.\d{4}", result.stdout, re.MULTILINE)
+    assert (tmp_path / "lightning_logs" / "short" / "best.yaml").is_file()

@@ -285,22 +285,29 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
 
 
 def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, postgres):
+    # The first trial of 2,000 steps: long enough to be killed in the middle of it.
     command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "killed",
-                            "--storage", postgres, "--trainer.max_steps", "400")  # fmt: skip
-    process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+                            "--storage", postgres)  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    process = subprocess.Popen([*command, "--trainer.max_steps", "2000"], cwd=work, stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
     try:
-        wait_for_line(process, TRIAL_LINE, 120)
-        time.sleep(1.5)
+        wait_for_line(process, re.compile(r"^Study killed: 0 of 3 trials done"), 120)
+        deadline = time.monotonic() + 120
+        study = optuna.load_study(study_name="killed", storage=postgres)
+        while not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
+            assert time.monotonic() < deadline, "no trial started"
+            time.sleep(0.5)
+        time.sleep(3)  # into its training
         process.kill()  # SIGKILL: no cleanup, the trial stays "running" in the database
         process.wait(timeout=30)
     finally:
         with contextlib.suppress(ProcessLookupError):
             process.kill()
-    study = optuna.load_study(study_name="killed", storage=postgres)
-    assert [trial.state.name for trial in study.trials][-1] == "RUNNING"
-    result = sweep(work, *command, timeout=600)
+    assert [trial.state.name for trial in study.get_trials()] == ["RUNNING"]
+    result = sweep(work, *command, timeout=600)  # the same study, continued with short trials
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="killed", storage=postgres)
     assert len(done(study)) == 3
     assert [trial.state.name for trial in study.trials].count("FAIL") == 1
+    assert study.trials[0].state.name == "FAIL"  # the killed worker's, marked failed by the next one

@@ -31,7 +31,7 @@ TRIAL_OPTIONS = [
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)  # the trials that count towards --trials; failed ones are retried
 HEARTBEAT_SECONDS = 2  # a worker's trials say every 2 s that they are alive; one silent for 10 s is marked failed
 NOT_NEEDED = "not needed: the study had its trials"
-GIVE_UP_AFTER = 5  # failed trials in a row: the base configuration, not the trials' values, is likely at fault
+GIVE_UP_AFTER = 5  # failed trials in a row, and none done: the base configuration, not the values, is at fault
 
 
 def study_folder(base: LitMNISTCLI, study_name: str) -> Path:
@@ -58,16 +58,20 @@ def open_storage(url: Optional[str], folder: Path) -> optuna.storages.RDBStorage
     if parsed.get_backend_name() == "postgresql" and parsed.drivername == "postgresql":
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3, which the project installs
     connect = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {"timeout": 30}
-    try:
-        return optuna.storages.RDBStorage(
-            parsed.render_as_string(hide_password=False),
-            engine_kwargs={"connect_args": connect},
-            heartbeat_interval=HEARTBEAT_SECONDS,
-            grace_period=4 * HEARTBEAT_SECONDS,
-        )
-    except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
-        reason = " ".join(str(error.orig or error).split()).split(" (Background on")[0][:200]
-        raise UserError(f"--storage: cannot reach the database ({reason}); check that it runs and the URL") from None
+    for attempt in range(3):
+        try:
+            return optuna.storages.RDBStorage(
+                parsed.render_as_string(hide_password=False),
+                engine_kwargs={"connect_args": connect},
+                heartbeat_interval=HEARTBEAT_SECONDS,
+                grace_period=5 * HEARTBEAT_SECONDS,
+            )
+        except sqlalchemy.exc.IntegrityError:  # another worker created Optuna's tables in a new database just now
+            time.sleep(1 + attempt)
+        except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
+            reason = " ".join(str(error.orig or error).split()).split(" (Background on")[0][:200]
+            raise UserError(f"--storage: cannot reach the database ({reason}); check the server and the URL") from None
+    raise UserError("--storage: Optuna could not set up its tables in the database; run the command again")
 
 
 def open_study(storage: optuna.storages.RDBStorage, name: str, space: Space) -> optuna.Study:
@@ -141,7 +145,7 @@ class Sweep:
                 last = next(t for t in self.study.get_trials(deepcopy=False) if t.number == self.last_number)
                 if last.user_attrs.get("failure") != NOT_NEEDED:
                     failures = failures + 1 if last.state == TrialState.FAIL else 0
-                if failures >= GIVE_UP_AFTER:
+                if failures >= GIVE_UP_AFTER and not self.done():
                     reason = last.user_attrs.get("failure", "see the trial's run folder")
                     raise UserError(f"the last {failures} trials all failed ({reason[:300]}); check the base "
                                     "configuration and the space")  # fmt: skip
@@ -194,6 +198,9 @@ class Sweep:
             trial.set_user_attr("failure", str(error))
             self._finish(trial, folder, "failed", "failed: training diverged", settings, start)
             raise
+        if "acc/val" not in cli.trainer.callback_metrics:
+            raise UserError("the trial ended without a validation: sweep chooses by acc/val, so validate (at least "
+                            "at the end; see --trainer.check_val_every_n_epoch)")  # fmt: skip
         value = float(cli.trainer.callback_metrics["acc/val"])
         trial.set_user_attr("loss/val", float(cli.trainer.callback_metrics["loss/val"]))
         cli.trainer.save_checkpoint(folder / "final.ckpt", weights_only=True)  # only the best one is tested
