@@ -106,9 +106,14 @@ def stop(process: subprocess.Popen, signum: int, group: bool) -> subprocess.Comp
     try:
         out, err = process.communicate(timeout=60)
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        out, err = process.communicate()
-        raise AssertionError(f"the server did not stop within 60 s of signal {signum}: {err}")
+        # Every process of its session, helpers in groups of their own included: one left alive would hold the
+        # pipes open, and reading them to their end would wait for ever.
+        left = session_processes(process.pid)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+        out, err = process.communicate(timeout=30)
+        raise AssertionError(f"the server did not stop within 60 s of signal {signum} ({len(left)} left): {err}")
     assert_no_process_left(process)
     return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 

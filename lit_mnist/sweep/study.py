@@ -78,8 +78,10 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, space: Space) -> 
     """The study of that name, created if new; refused if it exists with another space."""
     if name in optuna.study.get_all_study_names(storage):
         study = optuna.load_study(study_name=name, storage=storage)
-        if study.user_attrs.get("space") != space.text:
+        # None: the worker that created it a moment ago has not said its space yet.
+        if study.user_attrs.get("space", space.text) != space.text:
             raise UserError(f"--study_name {name} exists with another --space; give a new --study_name")
+        study.set_user_attr("space", space.text)
         return study
     study = optuna.create_study(
         study_name=name,
