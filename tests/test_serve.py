@@ -282,7 +282,7 @@ def test_health_and_the_page_and_its_files_are_served_with_nothing_from_elsewher
 
 
 def test_the_readmes_python_client_reads_a_digit(server, tmp_path, monkeypatch, capsys):
-    readme = (REPO / "README.md").read_text()
+    readme = (REPO / "docs" / "serving.md").read_text()
     example = next(block for block in readme.split("```python\n")[1:] if "/predict" in block).split("```")[0]
     assert "http://127.0.0.1:8000/predict" in example
     images, _ = make_digits(1, seed=3)
