@@ -146,6 +146,19 @@ def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(["lit_mnist", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
+def finish_all(processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[str, str]]:
+    """Wait for processes started together (two machines, two workers), each within ``timeout``; their outputs, after
+    checking that each ended well. A process still running when the test ends is killed."""
+    outputs = []
+    for process in processes:
+        try:
+            outputs.append(process.communicate(timeout=timeout))
+        finally:
+            process.kill()
+        assert process.returncode == 0, outputs[-1][1][-3000:]
+    return outputs
+
+
 def free_port() -> int:
     with socket.socket() as listener:
         listener.bind(("127.0.0.1", 0))

@@ -7,7 +7,7 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO, free_port, last_checkpoint, reported, run_cli
+from tests.conftest import REPO, finish_all, free_port, last_checkpoint, reported, run_cli
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -123,13 +123,7 @@ def test_two_machines_under_torchrun_match_one_process(tiny_data, tmp_path):
                    "--trainer.devices", "1", "--trainer.num_nodes", "2"]  # fmt: skip
         launchers.append(subprocess.Popen(command, cwd=nodes_dir, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env={**os.environ, "PYTHONPATH": str(REPO)}))  # fmt: skip
-    outputs = []
-    for launcher in launchers:
-        try:
-            outputs.append(launcher.communicate(timeout=600))
-        finally:
-            launcher.kill()
-        assert launcher.returncode == 0, outputs[-1][1][-3000:]
+    outputs = finish_all(launchers)
     assert [run.name for run in (nodes_dir / "lightning_logs").iterdir()] == ["version_0"]
     assert sum(out.count("acc/test") for out, _ in outputs) == 1  # the first machine's process prints it
     single_state, nodes_state = last_checkpoint(single_dir), last_checkpoint(nodes_dir)

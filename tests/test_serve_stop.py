@@ -136,7 +136,7 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
     assert list(tmp_path.iterdir()) == []  # no client.py, no run folder
 
 
-# One class per moment: pytest-xdist runs each class on a worker of its own (--dist loadscope), so the 40 server
+# One class per moment: pytest-xdist runs each class on a worker of its own (--dist loadscope), so the server
 # starts are shared out rather than queued on one worker.
 SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 

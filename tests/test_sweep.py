@@ -17,7 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import REPO, free_port, write_tiny_mnist
+from tests.conftest import REPO, finish_all, free_port, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # sweeps run the CLI in subprocesses; a PostgreSQL server
 
@@ -267,13 +267,7 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
         (work / name).mkdir()
         workers.append(subprocess.Popen(command, cwd=work / name, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env))  # fmt: skip
-    outputs = []
-    for worker in workers:
-        try:
-            outputs.append(worker.communicate(timeout=600))
-        finally:
-            worker.kill()
-        assert worker.returncode == 0, outputs[-1][1]
+    outputs = finish_all(workers)
     numbers = [
         [int(TRIAL_LINE.match(line)[1]) for line in out.splitlines() if TRIAL_LINE.match(line)] for out, _ in outputs
     ]
