@@ -35,7 +35,7 @@ from tests.test_serve import (
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# Per moment and signal: 4 moments x 1 = 4 stops of each signal; LIT_MNIST_STOP_REPEATS=5 for a harder look.
+# Per moment and signal: 5 moments x 1 = 5 stops of each signal; LIT_MNIST_STOP_REPEATS=5 for a harder look.
 REPEATS = int(os.environ.get("LIT_MNIST_STOP_REPEATS", "1"))
 
 
@@ -63,6 +63,20 @@ def wait_for_workers(process: subprocess.Popen) -> None:
         assert process.poll() is None, f"the server stopped: {process.communicate()}"
         assert time.monotonic() < deadline, f"no worker processes within {START_SECONDS} s"
         time.sleep(0.05)
+
+
+def worker_processes(process: subprocess.Popen) -> list[str]:
+    found = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "multiprocessing.spawn"], capture_output=True, text=True)
+    return found.stdout.split()
+
+
+def wait_for_the_worker_process(process: subprocess.Popen) -> None:
+    """Wait until the inference worker's process exists: the server is still handing it the network then."""
+    deadline = time.monotonic() + START_SECONDS
+    while not worker_processes(process):
+        assert process.poll() is None, f"the server stopped: {process.communicate()}"
+        assert time.monotonic() < deadline, f"no worker process within {START_SECONDS} s"
+        time.sleep(0.01)
 
 
 def read_address(process: subprocess.Popen) -> str:
@@ -101,7 +115,9 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
         process = start_server(checkpoint, port, cwd=tmp_path)
         address = ""
         try:
-            if moment == "start-up":
+            if moment == "as the worker process starts":
+                wait_for_the_worker_process(process)
+            elif moment == "start-up":
                 wait_for_workers(process)
                 time.sleep(attempt * 0.3)  # a little later into the start-up each time
             else:
@@ -126,7 +142,7 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
         assert stopped.stderr == "", f"{where}: {stopped.stderr}"
         announced = f"Draw a digit at {url}/; the API is POST {url}/predict. Ctrl-C stops the server.\n"
         printed = address + stopped.stdout
-        if moment == "start-up":  # the server may have become ready just before the signal
+        if moment in ("as the worker process starts", "start-up"):  # the server may have become ready just before the signal
             assert printed in ("Server stopped.\n", announced + "Server stopped.\n"), f"{where}: {printed!r}"
         else:
             assert printed == announced + "Server stopped.\n", f"{where}: {printed!r}"
@@ -139,6 +155,12 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
 # One class per moment: pytest-xdist runs each class on a worker of its own (--dist loadscope), so the server
 # starts are shared out rather than queued on one worker.
 SIGNALS = pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+
+
+@SIGNALS
+class TestStopAsTheWorkerProcessStarts:
+    def test_every_stop_is_clean(self, checkpoint, tmp_path, signum):
+        stop_repeatedly(checkpoint, tmp_path, signum, "as the worker process starts")
 
 
 @SIGNALS
@@ -172,8 +194,7 @@ def test_a_worker_that_dies_stops_the_server_with_one_line(checkpoint, tmp_path)
     try:
         wait_for_health(process, url)
         address = read_address(process)
-        worker = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "multiprocessing.spawn"],
-                                capture_output=True, text=True).stdout.split()  # fmt: skip
+        worker = worker_processes(process)
         assert len(worker) == 1, worker
         os.kill(int(worker[0]), signal.SIGKILL)  # as the kernel's out-of-memory killer would
         out, err = process.communicate(timeout=60)
@@ -185,3 +206,30 @@ def test_a_worker_that_dies_stops_the_server_with_one_line(checkpoint, tmp_path)
     assert err == "error: the inference worker stopped unexpectedly (exit code -9), so the server did\n"
     assert address.startswith("Draw a digit at") and out == "Server stopped.\n"
     assert_no_process_left(process)
+
+
+def test_a_ctrl_c_while_the_worker_process_is_launched_is_not_lost(monkeypatch):
+    """The inference worker must start immune to a terminal's Ctrl-C; the server must still hear one that comes
+    meanwhile (with SIGINT ignored during the launch, such a Ctrl-C was lost and the server kept running)."""
+    import litserve
+
+    from lit_mnist.model import MNISTClassifier
+    from lit_mnist.serving.server import build_server
+
+    heard = []
+
+    def launch_during_a_ctrl_c(self, lit_api):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.2)  # the signal is delivered at once, unless this thread blocks it
+        return []
+
+    monkeypatch.setattr(litserve.LitServer, "launch_inference_worker", launch_during_a_ctrl_c)
+    server = build_server(MNISTClassifier())
+    monkeypatch.setattr(server.watch, "start", lambda workers: None)  # no worker to watch
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: heard.append(signum))
+    try:
+        server.launch_inference_worker(server.litapi_connector.lit_apis[0])
+        time.sleep(0.1)  # a signal left pending by the launch is handled once it is unblocked
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert heard == [signal.SIGINT]

@@ -9,6 +9,7 @@ import threading
 import time
 import urllib.request
 from importlib import resources
+from multiprocessing import resource_tracker
 from typing import Any, Optional
 
 import litserve as ls
@@ -16,6 +17,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from lightning.pytorch import LightningModule
+from litserve.utils import WorkerSetupStatus
 from starlette.staticfiles import StaticFiles
 
 from lit_mnist.errors import ServerFailed, UserError
@@ -50,7 +52,11 @@ class DigitServer(ls.LitServer):
     when the SIGINT is handled second, uvicorn takes it for a second Ctrl-C and quits at once, without the
     application's shutdown, and Starlette reports the cancelled lifespan task with a traceback. So the processes
     that LitServe forks (the web server, the queues' manager) leave the terminal's group, and the inference workers
-    start with SIGINT ignored: a Ctrl-C reaches the main process alone, which stops the others in order.
+    start with SIGINT blocked: a Ctrl-C reaches the main process alone, which stops the others in order.
+
+    A stop is carried out where it is safe: while LitServe starts a process, an exception could leave that process
+    running unseen. So a signal only asks for the stop (``stop_requested``); the wait for a ready worker ends on it,
+    and once the server runs, a thread sets LitServe's shutdown event, as LitServe's own shutdown endpoint does.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -59,22 +65,46 @@ class DigitServer(ls.LitServer):
         # (it sees the workers that shutdown stopped, or asks the queues' manager after it is gone, and logs an
         # error). Private, the one switch: WorkerWatch (below) does the monitor's job, and stands down first.
         self._monitor_workers = False
-        self.watch = WorkerWatch()
+        self.stop_requested = threading.Event()
+        self.watch = WorkerWatch(self.stop_requested)
 
     def launch_inference_worker(self, lit_api: ls.LitAPI) -> list[multiprocessing.Process]:
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a spawned process inherits that, and only that
+        # A spawned process inherits the signal mask: blocked, SIGINT stays pending in the worker for good, and a
+        # Ctrl-C meanwhile still reaches this process (ignoring it here would lose it). Starting the resource
+        # tracker unblocks SIGINT, so it is started first.
+        resource_tracker.ensure_running()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             workers = super().launch_inference_worker(lit_api)
         finally:
-            signal.signal(signal.SIGINT, previous)
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         self.watch.start(workers)
         return workers
+
+    def verify_worker_status(self) -> None:
+        """Wait until a worker is ready, as LitServe does, or until a stop is asked for."""
+        while not self.stop_requested.wait(timeout=0.05):
+            statuses = self.workers_setup_status.values()
+            if WorkerSetupStatus.READY in statuses or WorkerSetupStatus.ERROR in statuses:
+                super().verify_worker_status()  # returns at once, or raises LitServe's error
+                threading.Thread(target=self._shut_down_when_asked, daemon=True).start()
+                return
+        raise StoppedWhileStarting
+
+    def _shut_down_when_asked(self) -> None:
+        self.stop_requested.wait()
+        self._shutdown_event.set()  # private: what LitServe's shutdown endpoint sets, from a thread of its own
+
+
+class StoppedWhileStarting(Exception):
+    """A stop was asked for before the server was ready."""
 
 
 class WorkerWatch:
     """Stops the server when an inference worker dies while it serves, unless the server is stopping anyway."""
 
-    def __init__(self) -> None:
+    def __init__(self, stop_requested: threading.Event) -> None:
+        self.stop_requested = stop_requested
         self.stopping = threading.Event()
         self.died: Optional[multiprocessing.Process] = None
 
@@ -85,7 +115,7 @@ class WorkerWatch:
         ended = multiprocessing.connection.wait([worker.sentinel for worker in workers])
         if not self.stopping.is_set():
             self.died = next(worker for worker in workers if worker.sentinel in ended)
-            os.kill(os.getpid(), signal.SIGTERM)  # the main process stops everything, as for a user's SIGTERM
+            self.stop_requested.set()
 
 
 def build_server(
@@ -132,7 +162,7 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
         # signal would cut LitServe's shutdown short.
         if not stopping.is_set():
             stopping.set()
-            raise KeyboardInterrupt
+            server.stop_requested.set()
 
     global _serving
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
@@ -146,7 +176,7 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
             generate_client_file=False,  # LitServe would write client.py into the current folder
             access_log=access_log,
         )
-    except KeyboardInterrupt:  # while starting, before LitServe's own handling of Ctrl-C begins
+    except StoppedWhileStarting:
         pass
     finally:
         stopping.set()
