@@ -66,8 +66,8 @@ def wait_for_workers(process: subprocess.Popen) -> None:
 
 
 def worker_processes(process: subprocess.Popen) -> list[str]:
-    found = subprocess.run(["pgrep", "-s", str(process.pid), "-f", "multiprocessing.spawn"], capture_output=True, text=True)
-    return found.stdout.split()
+    pattern = ["-f", "multiprocessing.spawn"]
+    return subprocess.run(["pgrep", "-s", str(process.pid), *pattern], capture_output=True, text=True).stdout.split()
 
 
 def wait_for_the_worker_process(process: subprocess.Popen) -> None:
@@ -142,7 +142,7 @@ def stop_repeatedly(checkpoint, tmp_path, signum: int, moment: str) -> None:
         assert stopped.stderr == "", f"{where}: {stopped.stderr}"
         announced = f"Draw a digit at {url}/; the API is POST {url}/predict. Ctrl-C stops the server.\n"
         printed = address + stopped.stdout
-        if moment in ("as the worker process starts", "start-up"):  # the server may have become ready just before the signal
+        if moment in ("as the worker process starts", "start-up"):  # it may have become ready just before the signal
             assert printed in ("Server stopped.\n", announced + "Server stopped.\n"), f"{where}: {printed!r}"
         else:
             assert printed == announced + "Server stopped.\n", f"{where}: {printed!r}"
