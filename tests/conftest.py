@@ -121,13 +121,19 @@ def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedPr
     """`python -m lit_mnist ARGS` as run_cli runs it, but as ``main(args)`` in the test's own process (no torch to
     import again): for the tests where no process boundary is under test. Its output, Lightning's log lines and the
     warnings a user would see are captured as run_cli captures them."""
-    from lit_mnist.cli import main
+    if args[:1] == ("sweep",):  # as __main__ dispatches it
+        from lit_mnist.sweep.command import main
+
+        args = args[1:]
+    else:
+        from lit_mnist.cli import main
 
     stdout, stderr = io.StringIO(), io.StringIO()
     loggers = [logging.getLogger(name) for name in ("lightning.pytorch", "lightning.fabric")]
     handlers = [handler for log in loggers for handler in log.handlers if isinstance(handler, logging.StreamHandler)]
     streams = [handler.setStream(stderr) for handler in handlers]
-    previous, code = os.getcwd(), 0
+    levels = [log.level for log in loggers]
+    previous, argv, code = os.getcwd(), sys.argv, 0
     os.chdir(cwd)
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout):
@@ -140,8 +146,11 @@ def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedPr
                     code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
     finally:
         os.chdir(previous)
+        sys.argv = argv
         for handler, stream in zip(handlers, streams):
             handler.setStream(stream)
+        for log, level in zip(loggers, levels):
+            log.setLevel(level)
     stderr.write("".join(f"{warning.category.__name__}: {warning.message}\n" for warning in caught))
     return subprocess.CompletedProcess(["lit_mnist", *args], code, stdout.getvalue(), stderr.getvalue())
 

@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from tests.conftest import REPO, get_json, run_cli, tensorboard
+from tests.conftest import REPO, get_json, run_in_process, tensorboard
 from tests.test_serve import serving
 
-pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+pytestmark = pytest.mark.slow  # the real data, TensorBoard and serve
 
 README = REPO / "README.md"
 SHORT_RUN = "120"  # steps of a fit the README gives no --trainer.max_steps
@@ -80,7 +80,7 @@ def test_every_readme_command_runs_clean(real_data, tmp_path):
                 assert server.predict((my_digits / "three.png").read_bytes())["digit"] in range(10)
             ran.append(" ".join(words))
             continue
-        result = run_cli(*args, cwd=tmp_path, timeout=600)
+        result = run_in_process(*args, cwd=tmp_path)  # the entry point itself: tests/test_entry_point.py
         command = " ".join(words)
         assert result.returncode == 0, f"{command}\n{result.stderr[-3000:]}"
         # --help and --print_config print option texts, which may name warnings; their stderr must be empty.

@@ -12,9 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, last_checkpoint, run_cli, write_tiny_mnist
+from tests.conftest import REPO, last_checkpoint, run_cli, run_in_process, write_tiny_mnist
 
-pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+# The runs that are killed or signalled are processes of their own; the uninterrupted and resumed ones run in the
+# test's process, and the same-seed run in another: equal weights across processes.
+pytestmark = pytest.mark.slow
 
 # Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
 # AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
@@ -53,7 +55,7 @@ def data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def uninterrupted(data, tmp_path_factory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("uninterrupted")
-    result = run_cli("fit", "--data.data_dir", str(data), *RUN_ARGS, cwd=work)
+    result = run_in_process("fit", "--data.data_dir", str(data), *RUN_ARGS, cwd=work)
     assert result.returncode == 0, result.stderr
     return work, result.stdout
 
@@ -79,7 +81,7 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
     last = interrupted / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == KILL_SAVED
 
-    resumed = run_cli(*args, "--ckpt_path", "last", cwd=interrupted)
+    resumed = run_in_process(*args, "--ckpt_path", "last", cwd=interrupted)
     assert resumed.returncode == 0, resumed.stderr
     # It continued the run in its own folder rather than starting a new one.
     assert [p.name for p in (interrupted / "lightning_logs").iterdir()] == ["version_0"]
@@ -99,7 +101,7 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
     killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}",
                      "--trainer.log_every_n_steps", "1", cwd=tmp_path)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL
-    resumed = run_cli(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
+    resumed = run_in_process(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     # Event file names start with their creation time: the killed run's comes first.
     killed_file, *resumed_files = sorted((tmp_path / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))
@@ -119,7 +121,7 @@ def resumes_exactly(interrupted: Path, data: Path, uninterrupted: tuple[Path, st
     """The resume command the stopped run printed ends with every tensor equal to the uninterrupted run's."""
     printed = shlex.split(command)
     assert printed[:4] == ["python", "-m", "lit_mnist", "fit"] and printed[-2] == "--ckpt_path"
-    resumed = run_cli(*printed[3:], cwd=interrupted)
+    resumed = run_in_process(*printed[3:], cwd=interrupted)
     assert resumed.returncode == 0, resumed.stderr
     assert [p.name for p in (interrupted / "lightning_logs").iterdir()] == ["version_0"]
     expected, actual = final_state(uninterrupted[0]), final_state(interrupted)

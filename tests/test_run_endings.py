@@ -8,9 +8,9 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_mnist.stopping import finite_weights
-from tests.conftest import TINY_ARGS, run_cli
+from tests.conftest import TINY_ARGS, run_cli, run_in_process
 
-pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
+pytestmark = pytest.mark.slow  # a full disk (a file-size limit) and a signal need processes of their own
 
 QUIET = ["--trainer.enable_progress_bar", "false"]
 FILE_TOO_LARGE = "File too large"
@@ -33,9 +33,9 @@ def finite(checkpoint: dict) -> bool:
 def test_a_diverging_run_stops_with_one_line_and_no_test_pass(
     tiny_data, tmp_path, learning_rate, save_every, caught_by
 ):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "200",
-                     "--model.learning_rate", learning_rate, "--trainer.log_every_n_steps", "5",
-                     "--last_checkpoint.every_n_train_steps", save_every, cwd=tmp_path)  # fmt: skip
+    result = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "200",
+                            "--model.learning_rate", learning_rate, "--trainer.log_every_n_steps", "5",
+                            "--last_checkpoint.every_n_train_steps", save_every, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 3, result.stderr  # not 2, a usage error
     line = one_error_line(result)
     rate = re.escape(f"{float(learning_rate):g}")
@@ -62,8 +62,8 @@ def test_a_diverging_run_stops_with_one_line_and_no_test_pass(
 
 
 def test_the_divergence_check_can_be_switched_off_to_watch_it(tiny_data, tmp_path):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--model.learning_rate", "1e30",
-                     "--divergence.stop", "false", cwd=tmp_path)  # fmt: skip
+    result = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+                            "--model.learning_rate", "1e30", "--divergence.stop", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "Test metric" in result.stdout and "diverged" not in result.stderr
 

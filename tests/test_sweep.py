@@ -17,7 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import REPO, finish_all, free_port, write_tiny_mnist
+from tests.conftest import REPO, finish_all, free_port, run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # sweeps run the CLI in subprocesses; a PostgreSQL server
 
@@ -30,13 +30,16 @@ TRIAL_LINE = re.compile(r"^trial (\d+): depth \d, width \d+, learning_rate \S+: 
 
 
 def sweep_command(data: Path, space: Path, *args: str) -> list[str]:
-    return [sys.executable, "-m", "lit_mnist", "sweep", "--data.data_dir", str(data), *TINY_FIT,
-            "--model.init", "kaiming", "--space", str(space), *args]  # fmt: skip
+    return ["sweep", "--data.data_dir", str(data), *TINY_FIT, "--model.init", "kaiming", "--space", str(space), *args]
+
+
+def in_a_process(command: list[str]) -> list[str]:
+    """The sweep as a process of its own: for a signal, a SIGKILL, or two workers at once."""
+    return [sys.executable, "-m", "lit_mnist", *command]
 
 
 def sweep(work: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    return subprocess.run(args, cwd=work, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    return run_in_process(*args, cwd=work)
 
 
 def study_of(work: Path, name: str, storage: str | None = None) -> optuna.Study:
@@ -164,8 +167,8 @@ def wait_for_line(process: subprocess.Popen, pattern: re.Pattern, seconds: float
 def test_a_signal_stops_the_sweep_with_one_line_and_the_running_trial_marked(work, signum):
     command = sweep_command(work / "data", work / "space.yaml", "--trials", "50", "--study_name", "s",
                             "--trainer.max_steps", "400")  # fmt: skip
-    process = subprocess.Popen(command, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    process = subprocess.Popen(in_a_process(command), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     try:
         wait_for_line(process, TRIAL_LINE, 120)
         time.sleep(1.5)  # into the next trial's training
@@ -265,8 +268,8 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
     workers = []
     for name in ("one", "two"):  # two machines: each its own folder
         (work / name).mkdir()
-        workers.append(subprocess.Popen(command, cwd=work / name, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env))  # fmt: skip
+        workers.append(subprocess.Popen(in_a_process(command), cwd=work / name, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env))  # fmt: skip
     outputs = finish_all(workers)
     numbers = [
         [int(TRIAL_LINE.match(line)[1]) for line in out.splitlines() if TRIAL_LINE.match(line)] for out, _ in outputs
@@ -283,8 +286,8 @@ def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, pos
     command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "killed",
                             "--storage", postgres)  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen([*command, "--trainer.max_steps", "2000"], cwd=work, stdout=subprocess.PIPE,
-                               stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
+    process = subprocess.Popen(in_a_process([*command, "--trainer.max_steps", "2000"]), cwd=work,
+                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
     try:
         wait_for_line(process, re.compile(r"^Study killed: 0 of 3 trials done"), 120)
         deadline = time.monotonic() + 120
