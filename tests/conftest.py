@@ -135,6 +135,7 @@ def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedPr
     levels = [log.level for log in loggers]
     previous, argv, code = os.getcwd(), sys.argv, 0
     os.chdir(cwd)
+    sys.argv = sys.argv[:1]  # the args are the whole command line, as LightningCLI expects of args
     try:
         with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(stdout):
             with contextlib.redirect_stderr(stderr):

@@ -1,17 +1,18 @@
 """Defects a review found, each proven in this process through the CLI's and the classes' own entry points."""
 
 import io
+import sys
 from contextlib import redirect_stdout
 
 import pytest
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 
-from lit_mnist.cli import LitMNISTCLI, main
+from lit_mnist.cli import LitMNISTCLI
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.trainer import Trainer
-from tests.conftest import TINY_ARGS, last_checkpoint, make_digits
+from tests.conftest import TINY_ARGS, last_checkpoint, make_digits, run_in_process
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"]
 AUGMENTED = [
@@ -32,9 +33,8 @@ TENSORBOARD_PARTS_OFF = [
 
 
 def fit_in_process(work, data, *args):
-    with pytest.MonkeyPatch.context() as patch:
-        patch.chdir(work)
-        main(["fit", "--data.data_dir", str(data), *TINY_ARGS, *QUIET, *args])
+    result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, *QUIET, *args, cwd=work)
+    assert result.returncode == 0, result.stderr
     return last_checkpoint(work)["state_dict"]
 
 
@@ -58,8 +58,9 @@ def test_the_histograms_fixed_digits_are_never_augmented(tiny_data, tmp_path):
             seen["digits"] = self._batch(trainer, pl_module)[0].cpu()
 
     datamodule = MNISTDataModule(str(tiny_data), download=False, val_size=100, max_rotation=30, max_shift=0.2)
-    trainer = Trainer(max_steps=2, callbacks=[Keep()], enable_progress_bar=False, enable_checkpointing=False,
-                      logger=LightningTensorBoardLogger(tmp_path), limit_val_batches=1)  # fmt: skip
+    logger = LightningTensorBoardLogger(tmp_path)
+    trainer = Trainer(max_steps=2, log_every_n_steps=1, callbacks=[Keep()], enable_progress_bar=False,
+                      enable_checkpointing=False, logger=logger, limit_val_batches=1)  # fmt: skip
     trainer.fit(MNISTClassifier(), datamodule=datamodule)
     first_digits = datamodule.val_data[0][: len(seen["digits"])]
     assert torch.equal(seen["digits"], first_digits[:, None].float() / 255)
@@ -82,7 +83,9 @@ def test_predict_called_twice_prints_each_line_once(checkpoint, tmp_path):
 
 def test_every_cli_gets_callbacks_of_its_own(tiny_data, tmp_path):
     args = ["--data.data_dir", str(tiny_data), "--trainer.logger", "false", *QUIET]
-    first, second = (LitMNISTCLI(args=args, run=False) for _ in range(2))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(sys, "argv", sys.argv[:1])  # the args are the whole command line
+        first, second = (LitMNISTCLI(args=args, run=False) for _ in range(2))
     assert len(first.trainer.callbacks) == len(second.trainer.callbacks)
     shared = {id(callback) for callback in first.trainer.callbacks} & {id(c) for c in second.trainer.callbacks}
     assert not shared
