@@ -144,10 +144,7 @@ class Trainer(pl.Trainer):
         if finder is None or not self.is_global_zero:
             return None
         suggestion = finder.suggestion()
-        # A Figure of its own rather than pyplot's: drawing here must not switch the backend of a notebook.
-        figure = Figure()
-        finder.plot(suggest=suggestion is not None, ax=figure.add_subplot())
-        figure.axes[0].set_title("Training loss while the learning rate grows")
+        figure = lr_find_figure(finder, suggestion)
         experiment = self.logger.experiment if self.logger is not None else None  # creates the run's folder
         folder = Path(self.log_dir or self.default_root_dir)
         folder.mkdir(parents=True, exist_ok=True)
@@ -159,8 +156,24 @@ class Trainer(pl.Trainer):
         if suggestion is None or not math.isfinite(suggestion):
             print(f"No learning rate to suggest: the loss never fell steadily. Plot: {plot}")
             return None
-        print(f"Suggested learning rate: {suggestion:.3g} (--model.learning_rate {suggestion:.3g}). Plot: {plot}")
+        rate = f"{suggestion:.3g}"
+        print(f"Suggested learning rate: {rate} (--model.learning_rate {rate}), where the loss fell fastest: a place "
+              "to start. The plot shows where the loss falls and where it blows up; a rate between the two, well "
+              f"below the blow-up, often trains faster. Plot: {plot}")  # fmt: skip
         return suggestion
+
+
+def lr_find_figure(finder: Any, suggestion: Optional[float]) -> Figure:
+    """Lightning's plot of the finder's losses, on a log scale: one spike of the post's huge early losses would
+    flatten the rest of the curve on a linear one."""
+    # A Figure of its own rather than pyplot's: drawing here must not switch the backend of a notebook.
+    figure = Figure()
+    axes = figure.add_subplot()
+    finder.plot(suggest=suggestion is not None, ax=axes)
+    axes.set_yscale("log")
+    axes.set_ylabel("Training loss (smoothed, log scale)")
+    axes.set_title("Training loss while the learning rate grows")
+    return figure
 
 
 def _load_weights(model: pl.LightningModule, ckpt_path: Optional[str], command: str) -> None:

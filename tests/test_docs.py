@@ -1,14 +1,11 @@
 """docs/command-line.md cannot drift from the command line: it names only options the CLI has, and every option of
 the project's own groups and subcommands."""
 
-import contextlib
-import io
 import re
 
 import pytest
 
-from lit_mnist.cli import main
-from tests.conftest import REPO
+from tests.conftest import REPO, run_in_process
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "lr_find", "export", "serve")
 # Lightning's own groups: the page links to their documentation rather than copying every flag.
@@ -17,10 +14,9 @@ GROUPS = {"--model", "--data", "--tensorboard", "--trainer", "--checkpoint", "--
 
 
 def options_in_help(subcommand: str) -> set[str]:
-    text = io.StringIO()
-    with contextlib.redirect_stdout(text), pytest.raises(SystemExit):
-        main([subcommand, "--help"])
-    return set(re.findall(r"(?:^\s+|^\s+-\w \w+, )(--[\w.]+)", text.getvalue(), re.MULTILINE))
+    result = run_in_process(subcommand, "--help", cwd=REPO)
+    assert result.returncode == 0, result.stderr
+    return set(re.findall(r"(?:^\s+|^\s+-\w \w+, )(--[\w.]+)", result.stdout, re.MULTILINE))
 
 
 def documented_options() -> set[str]:
