@@ -13,6 +13,12 @@ from lightning.pytorch.callbacks import BasePredictionWriter
 # DataLoader: predict's batches carry each picture's index themselves, so there is nothing for it to find.
 warnings.filterwarnings("ignore", message="Couldn't infer the batch indices fetched from your dataloader")
 
+NORMAL_INIT_NOTE = (
+    "note: this network's weights were drawn from N(0, 1), as the post's are: its logits run into the thousands, so "
+    "each probability is 0% or 100% and says which digit, not how sure; --model.init kaiming trains a network whose "
+    "probabilities do"
+)
+
 
 class PredictionWriter(BasePredictionWriter):
     """Prints ``FILE: DIGIT (PROBABILITY)`` for each picture as its batch is predicted, and the same as CSV rows.
@@ -57,6 +63,8 @@ class PredictionWriter(BasePredictionWriter):
 
     def on_predict_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._close()
+        if trainer.is_global_zero and pl_module.hparams.get("init") == "normal":
+            print(NORMAL_INIT_NOTE)
         if trainer.is_global_zero:
             for file, reason in trainer.datamodule.unreadable:
                 sys.stderr.write(f"error: {file}: {reason}; skipped\n")

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import REPO, bomb_png, run_in_process
+from tests.conftest import REPO, TINY_ARGS, bomb_png, run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -29,6 +29,8 @@ def write_digit_png(path: Path, seed: int) -> None:
 def predicted_lines(stdout: str) -> dict[str, tuple[int, float]]:
     lines = {}
     for line in stdout.splitlines():
+        if line.startswith("note: "):
+            continue
         file, _, rest = line.rpartition(": ")
         digit, probability = rest.split(" ")
         lines[Path(file).name] = (int(digit), float(probability.strip("(%)")) / 100)
@@ -150,3 +152,20 @@ def test_a_folder_of_bad_files_and_ten_thousand_images_stays_within_memory(check
     assert len(rows) == 10_000 and {Path(row["file"]).name for row in rows} == {
         f"digit{index:05}.png" for index in range(10_000)
     }
+
+
+def test_the_posts_network_is_sure_of_everything_and_predict_says_why(checkpoint, tmp_path):
+    """Weights from N(0, 1), as the post draws them, give logits in the thousands: every picture gets 100.0%, its
+    mistakes too. predict says so; a network with He initialisation (the checkpoint fixture's) gets no such note."""
+    data = write_tiny_mnist(tmp_path / "data")
+    fitted = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
+                     cwd=tmp_path)  # fmt: skip
+    assert fitted.returncode == 0, fitted.stderr
+    posts = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    write_digit_png(tmp_path / "digit.png", 0)
+    results = {name: run_cli("predict", "--ckpt_path", str(path), "--data.predict_path", "digit.png", cwd=tmp_path)
+               for name, path in (("post's", posts), ("He", checkpoint))}  # fmt: skip
+    assert all(result.returncode == 0 for result in results.values())
+    assert predicted_lines(results["post's"].stdout)["digit.png"][1] == 1.0
+    assert results["post's"].stdout.splitlines()[-1].startswith("note: this network's weights were drawn from N(0, 1)")
+    assert "note:" not in results["He"].stdout
