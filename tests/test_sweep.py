@@ -176,7 +176,7 @@ def test_a_signal_stops_the_sweep_with_one_line_and_the_running_trial_marked(wor
         _, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 128 + signum
+    assert process.returncode == 128 + signum, stderr
     (line,) = stderr.strip().splitlines()[-1:]
     assert "stopped the sweep" in line and "Continue with: python -m lit_mnist sweep" in line, stderr
     assert "Traceback" not in stderr
