@@ -308,3 +308,29 @@ def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, pos
     assert len(done(study)) == 3
     assert [trial.state.name for trial in study.trials].count("FAIL") == 1
     assert study.trials[0].state.name == "FAIL"  # the killed worker's, marked failed by the next one
+
+
+def test_lightnings_own_sigterm_in_a_trial_stops_the_sweep_as_a_sigterm_does():
+    """Outside the training steps (a validation, the sanity check) Lightning's own SIGTERM handling raises its
+    SIGTERMException; the sweep takes it for the SIGTERM it is, and the trial is recorded as stopped."""
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from lit_mnist.sweep.study import Sweep, Terminated
+
+    class Trial:
+        user_attrs: dict = {}
+
+        def set_user_attr(self, key, value):
+            self.user_attrs = {**self.user_attrs, key: value}
+
+    class Interrupted(Sweep):
+        def __init__(self):  # nothing of a real study is needed to see what objective() raises
+            pass
+
+        def _trial(self, trial):
+            raise SIGTERMException()
+
+    trial = Trial()
+    with pytest.raises(Terminated):
+        Interrupted().objective(trial)
+    assert trial.user_attrs["failure"].startswith("stopped: SIGTERMException")

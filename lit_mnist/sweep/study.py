@@ -10,6 +10,7 @@ from typing import Optional
 import optuna
 import sqlalchemy
 from lightning.pytorch.cli import SaveConfigCallback
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from optuna.trial import TrialState
 from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
 from tqdm import tqdm
@@ -169,6 +170,8 @@ class Sweep:
         except BaseException as error:  # Ctrl-C, SIGTERM: Optuna records the trial as failed
             if "failure" not in trial.user_attrs:
                 trial.set_user_attr("failure", f"stopped: {type(error).__name__} {error}".strip())
+            if isinstance(error, SIGTERMException):  # Lightning's own SIGTERM handling, outside the training steps
+                raise Terminated() from error
             raise
 
     def _trial(self, trial: optuna.Trial) -> float:
