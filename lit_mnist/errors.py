@@ -38,7 +38,8 @@ class ServerFailed(UserError):
 
 class TrainingStopped(UserError):
     """SIGINT or SIGTERM stopped training after the step under way, whose state ``checkpoint`` holds (None when the
-    run keeps no checkpoints). The exit code is what a shell expects of a process ended by that signal."""
+    run keeps no checkpoints), or, with ``started`` false, stopped the run before its first step. The exit code is
+    what a shell expects of a process ended by that signal."""
 
     def __init__(
         self, signal_name: str, step: int, checkpoint: Optional[Path], signal_number: int, started: bool = True

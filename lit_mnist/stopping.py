@@ -89,9 +89,9 @@ class SignalStop(Callback):
 
     The handlers are in place from the start of fit (its setup, the sanity check) to the end of training: a signal
     before training begins stops the run there, with nothing saved (Lightning itself would exit with 1 and no line).
-    A second signal while the step ends and the checkpoint is written changes
-    nothing (the write is atomic anyway). Under several processes Lightning's own SIGTERM handling applies, and its
-    SIGUSR1 handler for SLURM's auto-requeue is never touched.
+    A second signal while the step ends and the checkpoint is written changes nothing (the write is atomic anyway).
+    Under several processes Lightning's own SIGTERM handling applies, and its SIGUSR1 handler for SLURM's
+    auto-requeue is never touched.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
