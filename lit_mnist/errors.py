@@ -38,21 +38,17 @@ class ServerFailed(UserError):
 
 class TrainingStopped(UserError):
     """SIGINT or SIGTERM stopped training after the step under way, whose state ``checkpoint`` holds (None when the
-    run keeps no checkpoints), or, with ``started`` false, stopped the run before its first step. The exit code is
-    what a shell expects of a process ended by that signal."""
+    run keeps no checkpoints). The exit code is what a shell expects of a process ended by that signal."""
 
-    def __init__(
-        self, signal_name: str, step: int, checkpoint: Optional[Path], signal_number: int, started: bool = True
-    ) -> None:
-        where = f"training at step {step}" if started else "the run before training began"
-        super().__init__(f"{signal_name} stopped {where}")
-        self.signal_name, self.step, self.checkpoint, self.started = signal_name, step, checkpoint, started
+    def __init__(self, signal_name: str, step: int, checkpoint: Optional[Path], signal_number: int) -> None:
+        super().__init__(f"{signal_name} stopped training at step {step}")
+        self.signal_name, self.step, self.checkpoint = signal_name, step, checkpoint
         self.exit_code = 128 + signal_number
 
     def resume_advice(self, command_line: list[str]) -> str:
         """Where the run stopped, and the command that resumes it: the same one, with the checkpoint as --ckpt_path."""
         if self.checkpoint is None:
-            return f"{self}; the run keeps no checkpoints, so nothing was saved" if self.started else f"{self}"
+            return f"{self}; the run keeps no checkpoints, so nothing was saved"
         kept, skip = [], False
         for argument in command_line:
             if skip:

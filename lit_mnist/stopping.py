@@ -87,11 +87,10 @@ class SignalStop(Callback):
     """Makes Ctrl-C (SIGINT) and SIGTERM stop training at the end of the step under way, with ``last.ckpt`` saved at
     that step, so that ``--ckpt_path`` on it goes on exactly as if nothing had happened.
 
-    The handlers are in place from the start of fit (its setup, the sanity check) to the end of training: a signal
-    before training begins stops the run there, with nothing saved (Lightning itself would exit with 1 and no line).
-    A second signal while the step ends and the checkpoint is written changes nothing (the write is atomic anyway).
-    Under several processes Lightning's own SIGTERM handling applies, and its SIGUSR1 handler for SLURM's
-    auto-requeue is never touched.
+    The handlers are in place from the start of training to its end; before that a signal ends the process as
+    usual, with nothing yet to lose. A second signal while the step ends and the checkpoint is written changes
+    nothing (the write is atomic anyway). Under several processes Lightning's own SIGTERM handling applies, and its
+    SIGUSR1 handler for SLURM's auto-requeue is never touched.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -100,16 +99,12 @@ class SignalStop(Callback):
         self._received: Optional[int] = None
         self._previous: dict[int, Any] = {}
 
-    def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         self._received = None
-        if stage != "fit" or trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
             return
         for number in self.SIGNALS:
             self._previous[number] = signal.signal(number, self._receive)
-
-    def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        if self._received is not None:
-            self._stop(trainer, save=False, started=False)
 
     def _receive(self, number: int, frame: Optional[FrameType]) -> None:
         if self._received is None:
@@ -129,18 +124,15 @@ class SignalStop(Callback):
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._restore()
 
-    def _stop(self, trainer: Trainer, save: bool, started: bool = True) -> None:
+    def _stop(self, trainer: Trainer, save: bool) -> None:
         number = self._received
         if save:
             path = save_last_checkpoint(trainer)
-        else:  # the final step's, saved already; before training, the one a continued run started from
+        else:  # the final step's, saved already
             path = last_checkpoint_path(trainer)
             path = path if path is not None and path.is_file() else None
         self._restore()
-        raise TrainingStopped(signal.Signals(number).name, trainer.global_step, path, number, started)
-
-    def teardown(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
-        self._restore()  # a run that ended before training began (an error in its setup)
+        raise TrainingStopped(signal.Signals(number).name, trainer.global_step, path, number)
 
     def _restore(self) -> None:
         for number, handler in self._previous.items():

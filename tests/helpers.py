@@ -59,13 +59,3 @@ class SignalAtTestBatch(Callback):
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
-
-
-class SignalAtFitStart(Callback):
-    """Sends its own process ``signal_name`` as fit starts, before the sanity check and the first training step."""
-
-    def __init__(self, signal_name: str = "SIGINT") -> None:
-        self.number = signal.Signals[signal_name]
-
-    def on_fit_start(self, trainer, pl_module) -> None:
-        os.kill(os.getpid(), self.number)

@@ -118,18 +118,6 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
     assert torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 30
 
 
-@pytest.mark.parametrize("signal_name, exit_code", [("SIGINT", 130), ("SIGTERM", 143)])
-def test_a_signal_before_training_begins_stops_the_run_with_one_line(tiny_data, tmp_path, signal_name, exit_code):
-    """A Ctrl-C or SIGTERM while fit sets up: Lightning's own handling would exit with 1 (or die of the SIGTERM),
-    and say nothing."""
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
-                     "--trainer.callbacks+=tests.helpers.SignalAtFitStart",
-                     f"--trainer.callbacks.signal_name={signal_name}", cwd=tmp_path)  # fmt: skip
-    assert result.returncode == exit_code, result.stderr
-    assert one_error_line(result) == f"{signal_name} stopped the run before training began"
-    assert "Test metric" not in result.stdout
-
-
 def test_finite_weights_sees_every_nan_and_infinity_and_nothing_else():
     network = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.Linear(3, 2))
     assert finite_weights(network)
