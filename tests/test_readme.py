@@ -3,7 +3,8 @@
 Every `python -m lit_mnist` and `tensorboard` line of the README's bash blocks runs, with three changes a machine
 without a network or a GPU needs: the real MNIST copy as --data.data_dir, a few hundred steps instead of thousands,
 and the GPU lines left out (torchrun, srun and the benchmarks are not `python -m lit_mnist` lines). `serve` runs on a
-free port until it has answered a request.
+free port until it has answered a request. The lit_mnist commands run as main(args) in the test's process, which
+captures what a user would see of their output and warnings; tests/test_entry_point.py runs `python -m lit_mnist`.
 """
 
 import re
