@@ -158,11 +158,10 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
     threading.Thread(target=_announce_when_ready, args=(host, local, port, stopping, printing), daemon=True).start()
 
     def stop(signum: int, frame: Any) -> None:
-        # SIGTERM (docker stop, systemd, kill) stops the server as Ctrl-C does, workers included. Once: a second
-        # signal would cut LitServe's shutdown short.
-        if not stopping.is_set():
-            stopping.set()
-            server.stop_requested.set()
+        # SIGTERM (docker stop, systemd, kill) stops the server as Ctrl-C does, workers included. It only asks for
+        # the stop, so a second signal changes nothing.
+        stopping.set()
+        server.stop_requested.set()
 
     global _serving
     previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
