@@ -26,7 +26,7 @@ from lit_mnist.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_f
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.options import OneLineErrorParser, check_config_files, check_values, program_name
 from lit_mnist.runs import claim_new_run, continued_run, latest_run_checkpoint, run_settings, runs_folder
-from lit_mnist.stopping import DivergenceCheck, SignalStop
+from lit_mnist.stopping import DivergenceCheck, SignalStop, signals_stop_training
 from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.tensorboard.figures import TestFigures
 from lit_mnist.tensorboard.logger import TensorBoardLogger
@@ -193,6 +193,12 @@ class LitMNISTCLI(LightningCLI):
         strategy = self.trainer.strategy
         if type(strategy.checkpoint_io) is TorchCheckpointIO:  # keep a checkpoint_io that the user chose
             strategy.checkpoint_io = AtomicCheckpointIO()
+
+    def fit(self, **kwargs: Any) -> None:
+        """Lightning's fit, with Ctrl-C and SIGTERM stopping it cleanly from its first moment (LightningCLI runs a
+        method of the CLI named after the subcommand in place of the Trainer's)."""
+        with signals_stop_training(self.trainer):
+            self.trainer.fit(**kwargs)
 
     def after_fit(self) -> None:
         """Evaluate the trained network once on the test set, as the post does after training."""

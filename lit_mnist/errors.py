@@ -37,8 +37,8 @@ class ServerFailed(UserError):
 
 
 class TrainingStopped(UserError):
-    """SIGINT or SIGTERM stopped training after the step under way, whose state ``checkpoint`` holds (None when the
-    run keeps no checkpoints). The exit code is what a shell expects of a process ended by that signal."""
+    """SIGINT or SIGTERM stopped training after the step under way, or before the first, whose state ``checkpoint``
+    holds (None when nothing was saved). The exit code is what a shell expects of a process ended by that signal."""
 
     def __init__(self, signal_name: str, step: int, checkpoint: Optional[Path], signal_number: int) -> None:
         super().__init__(f"{signal_name} stopped training at step {step}")
@@ -47,6 +47,8 @@ class TrainingStopped(UserError):
 
     def resume_advice(self, command_line: list[str]) -> str:
         """Where the run stopped, and the command that resumes it: the same one, with the checkpoint as --ckpt_path."""
+        if self.checkpoint is None and self.step == 0:
+            return f"{self.signal_name} stopped the run before its first step: nothing was saved"
         if self.checkpoint is None:
             return f"{self}; the run keeps no checkpoints, so nothing was saved"
         kept, skip = [], False
@@ -112,7 +114,7 @@ def one_line(error: BaseException, command_line: list[str]) -> tuple[str, int]:
         return f"error: {error}", error.exit_code
     if isinstance(error, MisconfigurationException):  # Lightning's checks of Trainer options name option and values
         return f"error: {' '.join(str(error).split())}", 2
-    if isinstance(error, KeyboardInterrupt):  # Ctrl-C before training started, or after it ended: nothing to save
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C while the command line is read and the classes built
         return "error: interrupted", 128 + signal.SIGINT
     # Lightning's SIGTERM outside training (the test pass): a SystemExit that would otherwise exit with 0.
     return "error: stopped by SIGTERM", 128 + signal.SIGTERM

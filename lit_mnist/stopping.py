@@ -2,6 +2,8 @@
 
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
@@ -75,6 +77,11 @@ class DivergenceCheck(Callback):
         )
 
 
+def _resumed_from(trainer: Trainer) -> Optional[Path]:
+    """Before the first step: the checkpoint the run continues from holds its state (None for a new run)."""
+    return Path(trainer.ckpt_path) if trainer.ckpt_path is not None else None
+
+
 def _saved_last_checkpoint(trainer: Trainer) -> Optional[tuple[Path, int]]:
     """The run's last.ckpt and the step it holds, if one was saved."""
     path = last_checkpoint_path(trainer)
@@ -87,10 +94,12 @@ class SignalStop(Callback):
     """Makes Ctrl-C (SIGINT) and SIGTERM stop training at the end of the step under way, with ``last.ckpt`` saved at
     that step, so that ``--ckpt_path`` on it goes on exactly as if nothing had happened.
 
-    The handlers are in place from the start of training to its end; before that a signal ends the process as
-    usual, with nothing yet to lose. A second signal while the step ends and the checkpoint is written changes
-    nothing (the write is atomic anyway). Under several processes Lightning's own SIGTERM handling applies, and its
-    SIGUSR1 handler for SLURM's auto-requeue is never touched.
+    ``signals_stop_training`` hands it the signals for the whole of ``trainer.fit``: one that comes before the first
+    step (the data's setup, the sanity check) ends the run at once, with nothing to save. During training its own
+    handlers stand in front of Lightning's, whose SIGTERM handling would cut a validation short between two steps. A
+    second signal while the step ends and the checkpoint is written changes nothing (the write is atomic anyway).
+    Under several processes Lightning's own SIGTERM handling applies, and its SIGUSR1 handler for SLURM's
+    auto-requeue is never touched.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -99,42 +108,69 @@ class SignalStop(Callback):
         self._received: Optional[int] = None
         self._previous: dict[int, Any] = {}
 
+    def receive(self, number: int, frame: Optional[FrameType]) -> None:
+        """The signal handler: it only remembers the first signal; the hooks below act on it."""
+        if self._received is None:
+            self._received = number
+
+    def on_validation_batch_end(
+        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int,
+        dataloader_idx: int = 0,
+    ) -> None:  # fmt: skip
+        if self._received is not None and trainer.sanity_checking:
+            self._stop(trainer, _resumed_from(trainer))
+
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._received = None
+        if self._received is not None:
+            self._stop(trainer, _resumed_from(trainer))
         if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
             return
         for number in self.SIGNALS:
-            self._previous[number] = signal.signal(number, self._receive)
-
-    def _receive(self, number: int, frame: Optional[FrameType]) -> None:
-        if self._received is None:
-            self._received = number
+            self._previous[number] = signal.signal(number, self.receive)
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         if self._received is not None:
-            self._stop(trainer, save=True)
+            self._stop(trainer, save_last_checkpoint(trainer))
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._received is not None:  # during the last validation: last.ckpt already holds the final step
-            self._stop(trainer, save=False)
+            saved = _saved_last_checkpoint(trainer)
+            self._stop(trainer, saved[0] if saved else None)
         self._restore()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
         self._restore()
 
-    def _stop(self, trainer: Trainer, save: bool) -> None:
-        number = self._received
-        if save:
-            path = save_last_checkpoint(trainer)
-        else:  # the final step's, saved already
-            path = last_checkpoint_path(trainer)
-            path = path if path is not None and path.is_file() else None
+    def _stop(self, trainer: Trainer, checkpoint: Optional[Path]) -> None:
+        """End the run: ``checkpoint`` holds the step reached (None: nothing was saved)."""
+        number, self._received = self._received, None
         self._restore()
-        raise TrainingStopped(signal.Signals(number).name, trainer.global_step, path, number)
+        raise TrainingStopped(signal.Signals(number).name, trainer.global_step, checkpoint, number)
 
     def _restore(self) -> None:
         for number, handler in self._previous.items():
             signal.signal(number, handler)
         self._previous = {}
+
+
+@contextmanager
+def signals_stop_training(trainer: Trainer) -> Iterator[None]:
+    """Ctrl-C and SIGTERM go to the trainer's ``SignalStop`` while the block runs ``trainer.fit``.
+
+    Around fit rather than in one of its hooks, so that the signals are caught from fit's first moment, and so that
+    Lightning's own SIGTERM handler, which fit puts in place after its setup and takes away when it ends (on an
+    exception too), nests inside these handlers: after the block the caller's are back.
+    """
+    stop = next((callback for callback in trainer.callbacks if isinstance(callback, SignalStop)), None)
+    if stop is None or trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stop._received = None
+    previous = {number: signal.signal(number, stop.receive) for number in SignalStop.SIGNALS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)

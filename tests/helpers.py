@@ -59,3 +59,25 @@ class SignalAtTestBatch(Callback):
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx == 0:
             os.kill(os.getpid(), signal.SIGTERM)
+
+
+class SignalBeforeTraining(Callback):
+    """Sends its own process ``signal_name`` before the first training step: as fit sets up (``moment`` "setup"), or
+    during the sanity check's validation ("sanity_check")."""
+
+    def __init__(self, moment: str = "setup", signal_name: str = "SIGINT") -> None:
+        self.moment, self.number = moment, signal.Signals[signal_name]
+        self.sent = False
+
+    def _send(self) -> None:
+        if not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.number)
+
+    def setup(self, trainer, pl_module, stage) -> None:
+        if self.moment == "setup":
+            self._send()
+
+    def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
+        if self.moment == "sanity_check" and trainer.sanity_checking:
+            self._send()

@@ -2,6 +2,7 @@
 
 import math
 import re
+import signal
 
 import pytest
 import torch
@@ -116,6 +117,30 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
     assert torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 30
+
+
+@pytest.mark.parametrize("signal_name, moment", [("SIGINT", "sanity_check"), ("SIGTERM", "setup")])
+def test_a_signal_before_the_first_step_ends_the_run_with_one_line(tiny_data, tmp_path, signal_name, moment):
+    """Before training there is nothing to save: the run ends at once, as a process ended by the signal does."""
+    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+                     "--trainer.callbacks+=tests.helpers.SignalBeforeTraining", f"--trainer.callbacks.moment={moment}",
+                     f"--trainer.callbacks.signal_name={signal_name}", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 128 + signal.Signals[signal_name], result.stderr
+    assert one_error_line(result) == f"{signal_name} stopped the run before its first step: nothing was saved"
+    assert not list(tmp_path.glob("lightning_logs/*/checkpoints/*.ckpt"))
+
+
+def test_the_signal_handlers_are_the_callers_again_after_a_run(tiny_data, tmp_path):
+    """fit's handlers nest with Lightning's own: after a run, stopped or not, a Ctrl-C is the caller's again (a
+    notebook's, the next trial of a sweep)."""
+    before = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    stopped = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+                             "--trainer.callbacks+=tests.helpers.SignalBeforeTraining", cwd=tmp_path)  # fmt: skip
+    assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr
+    assert {number: signal.getsignal(number) for number in before} == before
+    finished = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr
+    assert {number: signal.getsignal(number) for number in before} == before
 
 
 def test_finite_weights_sees_every_nan_and_infinity_and_nothing_else():

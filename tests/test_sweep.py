@@ -184,6 +184,18 @@ def test_a_signal_stops_the_sweep_with_one_line_and_the_running_trial_marked(wor
     assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["failure"].startswith("stopped")
 
 
+def test_a_ctrl_c_while_a_trial_sets_up_stops_the_sweep_with_its_line(work):
+    """Before a trial's first step (its data, its sanity check) the signal is the sweep's to act on, not Lightning's."""
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s",
+                            "--trainer.callbacks+=tests.helpers.SignalBeforeTraining")  # fmt: skip
+    result = sweep(work, *command)
+    assert result.returncode == 128 + signal.SIGINT, result.stderr
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("SIGINT stopped the sweep, the running trial recorded as failed; 0 of 3"), result.stderr
+    (trial,) = study_of(work, "s").trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["failure"].startswith("stopped"), trial.user_attrs
+
+
 @pytest.mark.parametrize(
     "space, args, expected",
     [

@@ -194,7 +194,7 @@ class Sweep:
         cli.trainer.callbacks.append(PyTorchLightningPruningCallback(trial, monitor="acc/val"))
         settings = described(trial.params)
         try:
-            cli.trainer.fit(cli.model, datamodule=cli.datamodule)
+            cli.fit(model=cli.model, datamodule=cli.datamodule)
         except optuna.TrialPruned:
             trial.set_user_attr("pruned_at_step", cli.trainer.global_step)
             self._finish(trial, folder, "pruned", f"pruned at step {cli.trainer.global_step}", settings, start)
