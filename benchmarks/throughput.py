@@ -109,7 +109,7 @@ def plain(data, steps: int, warmup: int) -> float:
 
 # Every part of the TensorBoard extras (lit_mnist/tensorboard/extras.py) switched off, and the graph.
 EXTRAS_OFF = [
-    "--tensorboard.learning_rate=false", "--tensorboard.gradient_norms=false", "--tensorboard.speed=false",
+    "--learning_rate_monitor=false", "--tensorboard.gradient_norms=false", "--tensorboard.speed=false",
     "--tensorboard.histograms=false", "--tensorboard.first_layer_units=0", "--tensorboard.embedding_digits=0",
     "--tensorboard.pr_curves=false", "--tensorboard.config_text=false", "--trainer.logger.log_graph=false",
 ]  # fmt: skip

@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from jsonargparse.typing import PositiveInt
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.callbacks import TQDMProgressBar
 from torch import Tensor
@@ -95,36 +94,6 @@ def save_last_checkpoint(trainer: Trainer) -> Optional[Path]:
     if path is not None:
         trainer.save_checkpoint(path, weights_only=False)
     return path
-
-
-class PeriodicLastCheckpoint(Callback):
-    """Refreshes the run's ``checkpoints/last.ckpt`` every few training steps and after the final one.
-
-    The run's checkpoint callback saves the best and the last model after each validation; this one adds the saves
-    between validations, so a crash loses at most ``every_n_train_steps`` steps, and the save at the end of training,
-    so that ``last.ckpt`` always holds the weights that ``fit`` went on to test. Both write the same file. It does
-    nothing in a run without checkpointing.
-
-    Args:
-        every_n_train_steps: Training steps between two saves of last.ckpt.
-    """
-
-    def __init__(self, every_n_train_steps: PositiveInt = 500) -> None:
-        self.every_n_train_steps = int(every_n_train_steps)
-        self._saved_step = -1
-
-    def on_train_batch_end(
-        self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
-    ) -> None:
-        step = trainer.global_step
-        if step == self._saved_step:
-            return  # with accumulated gradients, several batches end at the same optimizer step
-        final_step = reached_max_steps(trainer)
-        final_epoch = (trainer.max_epochs or 0) > 0 and trainer.current_epoch + 1 >= trainer.max_epochs
-        final_batch = final_epoch and batch_idx + 1 >= trainer.num_training_batches
-        if step % self.every_n_train_steps == 0 or final_step or final_batch:
-            save_last_checkpoint(trainer)
-            self._saved_step = step
 
 
 class FinalValidation(Callback):

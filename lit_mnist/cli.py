@@ -13,13 +13,7 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_mnist.callbacks import (
-    FinalValidation,
-    LineEndingProgressBar,
-    PeriodicLastCheckpoint,
-    RNGStateCheckpoint,
-    RunSummary,
-)
+from lit_mnist.callbacks import FinalValidation, LineEndingProgressBar, RNGStateCheckpoint, RunSummary
 from lit_mnist.checkpointing import AtomicCheckpointIO, read_checkpoint, with_data_options
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_failures, write_failure
@@ -47,15 +41,13 @@ def persistent_callbacks() -> list[Callback]:
     return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary(), SignalStop()]
 
 
+# Two checkpoint callbacks refresh last.ckpt: the best model's after each validation, and the other between them, so
+# that a crash loses at most every_n_train_steps steps. Each overwrites the file rather than adding last-v1.ckpt.
 CHECKPOINT_DEFAULTS = {
-    "monitor": "acc/val",
-    "mode": "max",
-    "save_last": True,
-    "every_n_epochs": 1,
-    "enable_version_counter": False,  # two callbacks share last.ckpt: each overwrites it rather than adding -v1
-    "filename": "best-step={step}-val_acc={acc/val:.4f}",
-    "auto_insert_metric_name": False,
-}
+    "checkpoint": {"monitor": "acc/val", "mode": "max", "save_last": True, "every_n_epochs": 1,
+                   "filename": "best-step={step}-val_acc={acc/val:.4f}", "auto_insert_metric_name": False},
+    "last_checkpoint": {"every_n_train_steps": 500, "save_top_k": 0, "save_last": True},
+}  # fmt: skip
 SEED = 42
 # The subcommands that train nothing, and so make no run: no run folder, config.yaml or checkpoint.
 NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export", "serve")
@@ -112,10 +104,13 @@ class LitMNISTCLI(LightningCLI):
         levels = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
         help = "The level of Lightning's log messages shown: INFO adds its lines on devices, seed and restores"
         parser.add_argument("--log_level", type=levels, default="WARNING", help=help)
-        parser.add_lightning_class_args(ModelCheckpoint, "checkpoint")
-        parser.add_lightning_class_args(PeriodicLastCheckpoint, "last_checkpoint")
+        help = "Log the learning rate and momentum at every logging interval (Lightning's LearningRateMonitor)"
+        parser.add_argument("--learning_rate_monitor", type=bool, default=True, help=help)
         parser.add_lightning_class_args(DivergenceCheck, "divergence")
-        parser.set_defaults({f"checkpoint.{key}": value for key, value in CHECKPOINT_DEFAULTS.items()})
+        for group, defaults in CHECKPOINT_DEFAULTS.items():
+            parser.add_lightning_class_args(ModelCheckpoint, group)
+            parser.set_defaults({f"{group}.{key}": value for key, value in defaults.items()})
+            parser.set_defaults({f"{group}.enable_version_counter": False})
 
     def parse_arguments(self, parser: LightningArgumentParser, args: Any) -> None:
         command_line = sys.argv[1:] if args is None else args
@@ -169,9 +164,8 @@ class LitMNISTCLI(LightningCLI):
             warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
         if self.subcommand == "predict":
             config["enable_progress_bar"] = False  # predictions are printed: no bar among them
-        extras = self._of_subcommand(self.config_init).get("tensorboard")
-        has_logger = config.get("logger") not in (None, False)
-        if extras is not None and extras.learning_rate and has_logger and self.subcommand not in NO_RUN_SUBCOMMANDS:
+        wants_monitor = self._of_subcommand(self.config_init).get("learning_rate_monitor")
+        if wants_monitor and config.get("logger") not in (None, False) and self.subcommand not in NO_RUN_SUBCOMMANDS:
             callbacks.append(LearningRateMonitor(logging_interval="step", log_momentum=True))
             kwargs["callbacks"] = callbacks
         wants_bar = config.get("enable_progress_bar") is not False

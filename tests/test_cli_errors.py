@@ -51,7 +51,6 @@ def run_main(args: list[str], capsys) -> str:
         ("--trainer.limit_train_batches", "-1", "limit_train_batches"),
         ("--trainer.accelerator", "tpu9", "accelerator"),
         ("--seed_everything", "-1", "seed_everything"),
-        ("--last_checkpoint.every_n_train_steps", "0", "every_n_train_steps"),
         ("--checkpoint.save_top_k", "-5", "save_top_k"),
     ],
 )

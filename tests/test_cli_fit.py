@@ -418,7 +418,7 @@ def test_the_graph_opens_on_the_layers(fitted):
 
 def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    off = ["--tensorboard.learning_rate", "false", "--tensorboard.gradient_norms", "false", "--tensorboard.speed",
+    off = ["--learning_rate_monitor", "false", "--tensorboard.gradient_norms", "false", "--tensorboard.speed",
            "false", "--tensorboard.histograms", "false", "--tensorboard.first_layer_units", "0",
            "--tensorboard.embedding_digits", "0", "--tensorboard.pr_curves", "false", "--tensorboard.config_text",
            "false", "--trainer.logger.log_graph", "false"]  # fmt: skip

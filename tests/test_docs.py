@@ -9,7 +9,7 @@ from tests.conftest import REPO, run_in_process
 
 SUBCOMMANDS = ("fit", "validate", "test", "predict", "lr_find", "export", "serve")
 # Lightning's own groups: the page links to their documentation rather than copying every flag.
-LIGHTNINGS_OWN = ("--trainer.", "--checkpoint.")
+LIGHTNINGS_OWN = ("--trainer.", "--checkpoint.", "--last_checkpoint.")
 GROUPS = {"--model", "--data", "--tensorboard", "--trainer", "--checkpoint", "--last_checkpoint", "--divergence"}
 
 

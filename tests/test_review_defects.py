@@ -26,7 +26,7 @@ AUGMENTED = [
     "0.2",
 ]
 TENSORBOARD_PARTS_OFF = [
-    "--tensorboard.learning_rate", "false", "--tensorboard.gradient_norms", "false", "--tensorboard.speed", "false",
+    "--learning_rate_monitor", "false", "--tensorboard.gradient_norms", "false", "--tensorboard.speed", "false",
     "--tensorboard.histograms", "false", "--tensorboard.first_layer_units", "0", "--tensorboard.embedding_digits", "0",
     "--tensorboard.pr_curves", "false", "--tensorboard.config_text", "false",
 ]  # fmt: skip

@@ -26,8 +26,6 @@ class TensorBoardExtras(Callback):
     """Draws what the network learns into TensorBoard, each part switchable (0 or false turns it off).
 
     Args:
-        learning_rate: The learning rate (and momentum, where the optimizer has one) at every logging interval, by
-            Lightning's LearningRateMonitor, in SCALARS.
         gradient_norms: The 2-norm of each layer's gradients and of all of them, at every logging interval
             (Lightning's grad_norm), in SCALARS as train/grad_norm/...
         speed: Training steps and images per second over each logging interval, in SCALARS.
@@ -47,7 +45,6 @@ class TensorBoardExtras(Callback):
 
     def __init__(
         self,
-        learning_rate: bool = True,
         gradient_norms: bool = True,
         speed: bool = True,
         histograms: bool = True,
@@ -58,7 +55,6 @@ class TensorBoardExtras(Callback):
         pr_curves: bool = True,
         config_text: bool = True,
     ) -> None:
-        self.learning_rate = learning_rate
         self.gradient_norms = gradient_norms
         self.speed = speed
         self.histograms = histograms
