@@ -381,12 +381,20 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
     assert all(event.value > 0 for event in events.Scalars("train/images_per_second"))
     # HISTOGRAMS and DISTRIBUTIONS: at the initialisation and after each validation.
     drawn_at = [0, 5, 10, 15, 20, 25, 30, 33]
-    for tag in ("weights/layer1", "biases/layer3", "gradients/layer2.weight", "activations/relu1", "activations/relu2"):
+    histograms = (
+        "weights/layer1",
+        "biases/layer3",
+        "gradients/layer2.weight",
+        "activations/relu1",
+        "activations/relu2",
+    )
+    for name in histograms:
+        tag = f"network/{name}"
         assert [event.step for event in events.Histograms(tag)] == drawn_at, tag
-    initial = events.Histograms("weights/layer2")[0].histogram_value
+    initial = events.Histograms("network/weights/layer2")[0].histogram_value
     assert initial.num == 500 * 500 and abs(initial.sum_squares / initial.num - 1) < 0.05  # the post's N(0, 1)
     # IMAGES: 64 first-layer units as 28x28 tiles, 8 by 8 with 2-pixel borders.
-    units = events.Images("weights/layer1_units")
+    units = events.Images("network/layer1_units")
     assert [image.step for image in units] == drawn_at and (units[0].width, units[0].height) == (242, 242)
     # The last grid is the final weights: unit 0's tile, grey (128) at 0 and white at its largest weight.
     grid = PIL.Image.open(io.BytesIO(units[-1].encoded_image_string))  # add_image writes grey as RGB

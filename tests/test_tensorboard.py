@@ -17,6 +17,7 @@ run_cli = run_in_process
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
 RUNS = ["version_0", "version_1"]
+SOME_HISTOGRAMS = ("weights/layer1", "biases/layer1", "gradients/layer1.weight", "activations/relu2")
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +50,7 @@ def test_time_series_start_with_the_accuracy_and_loss_curves(server):
         assert sorted(tags[run])[:6] == ["acc/test", "acc/train", "acc/val", "loss/test", "loss/train", "loss/val"]
     # TensorBoard groups cards by the part before "/", in alphabetical order: acc, loss, then test (the figures).
     images = get_json(f"{server}/data/plugin/images/tags")
-    assert sorted(images["version_0"]) == ["test/confusion_matrix", "test/misclassified", "weights/layer1_units"]
+    assert sorted(images["version_0"]) == ["network/layer1_units", "test/confusion_matrix", "test/misclassified"]
 
 
 def test_every_tensorboard_plugin_has_the_runs_data(server):
@@ -58,8 +59,8 @@ def test_every_tensorboard_plugin_has_the_runs_data(server):
     assert "train/grad_norm/total" in scalars["version_0"] and "train/steps_per_second" in scalars["version_0"]
     for plugin in ("histograms", "distributions"):
         tags = get_json(f"{server}/data/plugin/{plugin}/tags")["version_0"]
-        assert {"weights/layer1", "biases/layer1", "gradients/layer1.weight", "activations/relu2"} <= set(tags)
-    assert "weights/layer1_units" in get_json(f"{server}/data/plugin/images/tags")["version_0"]
+        assert {f"network/{name}" for name in SOME_HISTOGRAMS} <= set(tags)
+    assert "network/layer1_units" in get_json(f"{server}/data/plugin/images/tags")["version_0"]
     pr_curves = get_json(f"{server}/data/plugin/pr_curves/tags")["version_0"]
     assert {f"test/pr_curve/{digit}" for digit in range(10)} == set(pr_curves)
     assert get_json(f"{server}/data/plugin/text/tags") == {run: ["config/text_summary"] for run in RUNS}
@@ -77,8 +78,8 @@ def test_every_tensorboard_plugin_has_the_runs_data(server):
 DASHBOARDS = {
     "timeseries": "acc/train",
     "graphs": "layer1",  # a node of the graph, at the top level
-    "histograms": "activations/relu1",
-    "distributions": "activations/relu1",
+    "histograms": "network/activations/relu1",
+    "distributions": "network/activations/relu1",
     "images": "test/confusion_matrix",
     "pr_curves": "test/pr_curve/0",
     "text": re.compile(r"learning_rate: [0-9]"),
@@ -113,6 +114,21 @@ def test_each_dashboard_renders_in_a_real_browser(server, browser, dashboard, tm
     finally:
         page.close()
     assert (tmp_path / f"{dashboard}.png").stat().st_size > 10_000
+
+
+def test_time_series_opens_on_the_accuracy_and_loss_curves(server, browser):
+    """TensorBoard opens its first two groups of cards: acc and loss, before the network's histograms."""
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        page.goto(f"{server}/#timeseries")
+        wait_until_shown(page, "timeseries")
+        groups = [title.split()[0] for title in page.locator(".group-title").all_inner_texts() if title != "Pinned"]
+        # The cards of a closed group are not in the page; an open group's are, once scrolled to.
+        page.locator(".group-title", has_text=re.compile(r"^loss")).first.scroll_into_view_if_needed()
+        page.get_by_text("loss/val", exact=True).first.wait_for(state="attached", timeout=30_000)
+    finally:
+        page.close()
+    assert groups[:2] == ["acc", "loss"], groups
 
 
 def screenshots(logdir: Path, folder: Path) -> None:
