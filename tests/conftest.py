@@ -94,7 +94,7 @@ def last_checkpoint(work: Path) -> dict:
     return torch.load(work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt", weights_only=True)
 
 
-def run_cli(
+def run_in_subprocess(
     *args: str, cwd: Path, timeout: float = 300, env: dict | None = None, file_size_limit: int | None = None
 ) -> subprocess.CompletedProcess:
     """Run `python -m lit_mnist ARGS` in cwd the way a user would, capturing its output.
@@ -118,9 +118,9 @@ def run_cli(
 
 
 def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedProcess:
-    """`python -m lit_mnist ARGS` as run_cli runs it, but as ``main(args)`` in the test's own process (no torch to
-    import again): for the tests where no process boundary is under test. Its output, Lightning's log lines and the
-    warnings a user would see are captured as run_cli captures them."""
+    """`python -m lit_mnist ARGS` as run_in_subprocess runs it, but as ``main(args)`` in the test's own process (no
+    torch to import again): for the tests where no process boundary is under test. Its output, Lightning's log lines
+    and the warnings a user would see are captured as run_in_subprocess captures them."""
     if args[:1] == ("sweep",):  # as __main__ dispatches it
         from lit_mnist.sweep.command import main
 

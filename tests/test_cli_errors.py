@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lit_mnist.cli import main
-from tests.conftest import TINY_ARGS, run_cli, write_idx
+from tests.conftest import TINY_ARGS, run_in_subprocess, write_idx
 
 
 @pytest.fixture(autouse=True)
@@ -244,7 +244,7 @@ def test_files_directly_in_data_dir_are_told_where_they_belong(tiny_data, tmp_pa
 
 
 def test_an_error_during_the_progress_bar_starts_on_a_line_of_its_own(tiny_data, tmp_path):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--model.learning_rate", "1e6",
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--model.learning_rate", "1e6",
                      "--trainer.log_every_n_steps", "2", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 3 and result.stderr.startswith("error: training diverged at step"), result.stderr
     # The bar (on stdout) was drawn, and its line ended: in a terminal the error (on stderr) starts a line.

@@ -12,11 +12,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, TINY_ARGS, reported, run_in_process, write_tiny_mnist
-from tests.conftest import run_cli as run_in_a_process
-
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process  # what a user sees of warnings and Lightning's log lines is a process's: run_in_a_process
+from tests.conftest import REPO, TINY_ARGS, reported, run_in_process, run_in_subprocess, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -30,7 +26,7 @@ def fitted(tmp_path_factory) -> tuple[Path, str]:
     """One `fit` on tiny data, shared by the tests that read what it wrote."""
     work = tmp_path_factory.mktemp("work")
     data = write_tiny_mnist(work / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *FIT_ARGS, cwd=work)
+    result = run_in_process("fit", "--data.data_dir", str(data), *FIT_ARGS, cwd=work)
     assert result.returncode == 0, result.stderr
     return work, result.stdout + result.stderr
 
@@ -157,7 +153,7 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
 
 def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_gradients_accumulate(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *FIT_ARGS, "--trainer.max_steps", "12",
+    result = run_in_process("fit", "--data.data_dir", str(data), *FIT_ARGS, "--trainer.max_steps", "12",
                      "--trainer.accumulate_grad_batches", "2", "--trainer.enable_progress_bar", "false",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -177,7 +173,7 @@ def test_last_checkpoint_holds_the_final_step(fitted):
 def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted):
     work, output = fitted
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    result = run_cli("test", "--data.data_dir", str(work / "data"), "--ckpt_path", str(checkpoint), cwd=work)
+    result = run_in_process("test", "--data.data_dir", str(work / "data"), "--ckpt_path", str(checkpoint), cwd=work)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "acc/test") == reported(output, "acc/test")
     assert reported(result.stdout, "loss/test") == pytest.approx(reported(output, "loss/test"), rel=1e-6)
@@ -187,14 +183,15 @@ def test_test_on_a_checkpoint_reads_the_data_the_run_was_trained_on(fitted, tmp_
     """No --data.data_dir: the checkpoint's (fit had an absolute one). Run elsewhere, where ./data does not exist."""
     work, output = fitted
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    result = run_cli("test", "--ckpt_path", str(checkpoint), cwd=tmp_path)
+    result = run_in_process("test", "--ckpt_path", str(checkpoint), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "loss/test") == pytest.approx(reported(output, "loss/test"), rel=1e-6)
     assert not (tmp_path / "data").exists()
 
     # The command line wins over the checkpoint.
-    result = run_cli("test", "--ckpt_path", str(checkpoint), "--data.data_dir", "elsewhere", "--data.download", "false",
-                     cwd=tmp_path)  # fmt: skip
+    result = run_in_process(
+        "test", "--ckpt_path", str(checkpoint), "--data.data_dir", "elsewhere", "--data.download", "false", cwd=tmp_path
+    )
     assert result.returncode == 2
     assert "MNIST files missing in elsewhere/MNIST/raw" in result.stderr
 
@@ -205,8 +202,17 @@ def test_fine_tuning_from_the_best_checkpoint_starts_a_new_run_and_leaves_the_ol
     before = snapshot(old_run)
     (best,) = (old_run / "checkpoints").glob("best-*.ckpt")
 
-    result = run_cli("fit", "--data.data_dir", str(work / "data"), *FIT_ARGS, "--trainer.max_steps", str(STEPS + 7),
-                     "--ckpt_path", str(best), cwd=work)  # fmt: skip
+    result = run_in_process(
+        "fit",
+        "--data.data_dir",
+        str(work / "data"),
+        *FIT_ARGS,
+        "--trainer.max_steps",
+        str(STEPS + 7),
+        "--ckpt_path",
+        str(best),
+        cwd=work,
+    )
     assert result.returncode == 0, result.stderr
     assert snapshot(old_run) == before  # not a byte of the old run changed
     new_run = work / "lightning_logs" / "version_1"
@@ -218,8 +224,17 @@ def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
     work = copy_of(fitted, tmp_path)
     (best,) = (work / "lightning_logs" / "version_0" / "checkpoints").glob("best-*.ckpt")
     best_step = torch.load(best, weights_only=True)["global_step"]
-    result = run_cli("fit", "--data.data_dir", str(work / "data"), *FIT_ARGS, "--trainer.max_steps", str(best_step),
-                     "--ckpt_path", str(best), cwd=work)  # fmt: skip
+    result = run_in_process(
+        "fit",
+        "--data.data_dir",
+        str(work / "data"),
+        *FIT_ARGS,
+        "--trainer.max_steps",
+        str(best_step),
+        "--ckpt_path",
+        str(best),
+        cwd=work,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: nothing to train: {best} is at step {best_step} and --trainer.max_steps is {best_step}; "
@@ -231,11 +246,21 @@ def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
 def test_continuing_a_one_cycle_run_past_its_planned_steps_gets_one_line(tiny_data, tmp_path):
     """torch's OneCycleLR refuses to step past the total it was made for, which comes back with the checkpoint."""
     schedule = ["--model.optimizer", "adamw", "--model.lr_schedule", "onecycle", "--model.init", "kaiming"]
-    first = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *schedule, cwd=tmp_path)
+    first = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *schedule, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     last = Path("lightning_logs/version_0/checkpoints/last.ckpt")
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *schedule, "--trainer.max_steps", "40",
-                     "--ckpt_path", str(last), cwd=tmp_path)  # fmt: skip
+    result = run_in_process(
+        "fit",
+        "--data.data_dir",
+        str(tiny_data),
+        *TINY_ARGS,
+        *schedule,
+        "--trainer.max_steps",
+        "40",
+        "--ckpt_path",
+        str(last),
+        cwd=tmp_path,
+    )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: --trainer.max_steps 40: {last}'s one-cycle learning-rate schedule was planned for 30 steps and "
@@ -255,7 +280,7 @@ def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_p
 
     # The same data settings as the fitted run, data_dir included.
     data = str(fitted[0] / "data")
-    result = run_cli("fit", "--data.data_dir", data, *FIT_ARGS, "--trainer.max_steps", str(STEPS + 3),
+    result = run_in_process("fit", "--data.data_dir", data, *FIT_ARGS, "--trainer.max_steps", str(STEPS + 3),
                      "--ckpt_path", "last", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     continued = torch.load(runs / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
@@ -266,7 +291,7 @@ def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_p
 
 def test_checkpointing_can_be_switched_off(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
+    result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
                      "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
                      cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
@@ -276,8 +301,8 @@ def test_checkpointing_can_be_switched_off(tmp_path):
 
 
 def test_the_seed_config_is_the_default(tmp_path):
-    default = run_cli("fit", "--print_config", cwd=tmp_path)
-    seed = run_cli("fit", "--config", str(REPO / "configs" / "seed.yaml"), "--print_config", cwd=tmp_path)
+    default = run_in_process("fit", "--print_config", cwd=tmp_path)
+    seed = run_in_process("fit", "--config", str(REPO / "configs" / "seed.yaml"), "--print_config", cwd=tmp_path)
     assert default.returncode == seed.returncode == 0, default.stderr + seed.stderr
     default_config, seed_config = yaml.safe_load(default.stdout), yaml.safe_load(seed.stdout)
     for key in ("seed_everything", "model", "data", "trainer"):
@@ -286,14 +311,14 @@ def test_the_seed_config_is_the_default(tmp_path):
 
 
 def test_cli_overrides_reach_the_model(tmp_path):
-    result = run_cli("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
+    result = run_in_process("fit", "--model.learning_rate", "0.001", "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
 
 
 @pytest.mark.parametrize("recipe", ["tuned", "fast", "best"])
 def test_the_recipes_keep_the_posts_network(tmp_path, recipe):
-    result = run_cli("fit", "--config", str(REPO / "configs" / f"{recipe}.yaml"), "--print_config", cwd=tmp_path)
+    result = run_in_process("fit", "--config", str(REPO / "configs" / f"{recipe}.yaml"), "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["model"]["hidden_sizes"] == [500, 500] and config["model"]["init"] == "kaiming"
@@ -310,7 +335,7 @@ def test_fit_prints_what_helps_and_none_of_lightnings_noise(fitted):
 
 def test_lightnings_information_lines_come_back_with_log_level_info(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_in_a_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
+    result = run_in_subprocess("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
                      "--trainer.enable_progress_bar", "false", "--log_level", "INFO", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert "GPU available" in result.stderr + result.stdout and "Seed set to 42" in result.stderr + result.stdout
@@ -319,7 +344,7 @@ def test_lightnings_information_lines_come_back_with_log_level_info(tmp_path):
 def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     """3 steps of an epoch of 5: validated after the last one, so the best checkpoint exists, and no warning."""
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_in_a_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
+    result = run_in_subprocess("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
                      "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"
@@ -335,7 +360,7 @@ def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):
     work, _ = fitted
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     for subcommand in ("validate", "test"):
-        result = run_cli(subcommand, "--ckpt_path", str(checkpoint), cwd=tmp_path)
+        result = run_in_process(subcommand, "--ckpt_path", str(checkpoint), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
         assert "warn" not in (result.stdout + result.stderr).lower()
         assert "dirpath has changed" not in result.stderr
@@ -344,7 +369,7 @@ def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):
 
 
 def test_help_describes_every_subcommand_in_full(tmp_path):
-    result = run_cli("--help", cwd=tmp_path)
+    result = run_in_process("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
     # fit, validate and test are Lightning's own; the project's commands say what they do for this network.
@@ -357,7 +382,7 @@ def test_help_describes_every_subcommand_in_full(tmp_path):
 
 
 def test_print_config_shows_the_logging_interval_in_use(tmp_path):
-    result = run_cli("fit", "--print_config", cwd=tmp_path)
+    result = run_in_process("fit", "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     config = yaml.safe_load(result.stdout)
     assert config["trainer"]["log_every_n_steps"] == 50
@@ -430,7 +455,7 @@ def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
            "false", "--tensorboard.histograms", "false", "--tensorboard.first_layer_units", "0",
            "--tensorboard.embedding_digits", "0", "--tensorboard.pr_curves", "false", "--tensorboard.config_text",
            "false", "--trainer.logger.log_graph", "false"]  # fmt: skip
-    result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
+    result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
                      "--trainer.enable_progress_bar", "false", *off, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"

@@ -9,12 +9,9 @@ from tests.conftest import run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process
-
 
 def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_logits(checkpoint, tmp_path):
-    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "digits.onnx", cwd=tmp_path)
+    result = run_in_process("export", "--ckpt_path", str(checkpoint), "--output", "digits.onnx", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert sorted(path.name for path in tmp_path.iterdir()) == ["digits.onnx"]  # no run folder, no leftovers
     session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
@@ -31,12 +28,12 @@ def test_the_exported_file_takes_any_number_of_images_and_gives_the_checkpoints_
 
 def test_export_never_overwrites_and_needs_a_checkpoint(checkpoint, tmp_path):
     (tmp_path / "mine.onnx").write_text("the user's own file")
-    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "mine.onnx", cwd=tmp_path)
+    result = run_in_process("export", "--ckpt_path", str(checkpoint), "--output", "mine.onnx", cwd=tmp_path)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip() == "error: --output mine.onnx exists already: give a new file name, or remove it first"
     assert (tmp_path / "mine.onnx").read_text() == "the user's own file"
     assert sorted(path.name for path in tmp_path.iterdir()) == ["mine.onnx"]
-    missing = run_cli("export", "--output", "new.onnx", cwd=tmp_path)
+    missing = run_in_process("export", "--output", "new.onnx", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stderr.strip().startswith("error: export needs a checkpoint")
 
 
@@ -47,7 +44,7 @@ def test_the_readmes_onnxruntime_example_reads_a_digit(checkpoint, tmp_path, mon
 
     readme = (REPO / "docs" / "command-line.md").read_text()
     example = next(block for block in readme.split("```python\n")[1:] if "onnxruntime" in block).split("```")[0]
-    assert run_cli("export", "--ckpt_path", str(checkpoint), cwd=tmp_path).returncode == 0  # model.onnx
+    assert run_in_process("export", "--ckpt_path", str(checkpoint), cwd=tmp_path).returncode == 0  # model.onnx
     images, _ = make_digits(1, seed=3)
     Image.fromarray(images[0].to(torch.uint8).numpy()).save(tmp_path / "my_digit.png")
     monkeypatch.chdir(tmp_path)

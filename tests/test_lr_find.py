@@ -9,13 +9,10 @@ from tests.conftest import run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process
-
 
 def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli(
+    result = run_in_process(
         "lr_find",
         "--data.data_dir",
         str(data),
@@ -51,7 +48,8 @@ def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
 
 def test_an_empty_range_gets_one_line_and_writes_nothing(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
-    result = run_cli("lr_find", "--data.data_dir", str(data), "--min_lr", "0.1", "--max_lr", "0.01", cwd=tmp_path)
+    rates = ["--min_lr", "0.1", "--max_lr", "0.01"]
+    result = run_in_process("lr_find", "--data.data_dir", str(data), *rates, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: --min_lr (0.1) must be smaller than --max_lr (0.01)"
     assert not (tmp_path / "lightning_logs").exists()

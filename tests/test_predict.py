@@ -16,9 +16,6 @@ from tests.conftest import REPO, TINY_ARGS, bomb_png, run_in_process, write_tiny
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process
-
 
 def write_digit_png(path: Path, seed: int) -> None:
     image = torch.zeros(120, 90, dtype=torch.uint8)
@@ -42,7 +39,7 @@ def test_a_folder_gets_one_line_per_image_and_the_same_as_csv(checkpoint, tmp_pa
     images.mkdir()
     for index in range(3):
         write_digit_png(images / f"digit{index}.png", index)
-    result = run_cli(
+    result = run_in_process(
         "predict",
         "--ckpt_path",
         str(checkpoint),
@@ -79,7 +76,7 @@ def test_a_file_that_is_not_an_image_gets_one_line_and_the_others_their_predicti
     images.mkdir()
     write_digit_png(images / "good.png", 0)
     (images / "notes.txt").write_text("shopping list")
-    result = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=tmp_path)
+    result = run_in_process("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=tmp_path)
     assert result.returncode == 1
     assert list(predicted_lines(result.stdout)) == ["good.png"]
     errors = [line for line in result.stderr.splitlines() if "notes.txt" in line]
@@ -101,7 +98,7 @@ def test_bad_predict_input_gets_one_line_and_nothing_is_overwritten(checkpoint, 
     write_digit_png(tmp_path / "images" / "digit.png", 0)
     (tmp_path / "taken.csv").write_text("precious")
     args = [str(checkpoint) if arg == "CKPT" else arg for arg in args]
-    result = run_cli("predict", *args, cwd=tmp_path)
+    result = run_in_process("predict", *args, cwd=tmp_path)
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1].startswith("error: ")
@@ -158,13 +155,15 @@ def test_the_posts_network_is_sure_of_everything_and_predict_says_why(checkpoint
     """Weights from N(0, 1), as the post draws them, give logits in the thousands: every picture gets 100.0%, its
     mistakes too. predict says so; a network with He initialisation (the checkpoint fixture's) gets no such note."""
     data = write_tiny_mnist(tmp_path / "data")
-    fitted = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
+    fitted = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
                      cwd=tmp_path)  # fmt: skip
     assert fitted.returncode == 0, fitted.stderr
     posts = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     write_digit_png(tmp_path / "digit.png", 0)
-    results = {name: run_cli("predict", "--ckpt_path", str(path), "--data.predict_path", "digit.png", cwd=tmp_path)
-               for name, path in (("post's", posts), ("He", checkpoint))}  # fmt: skip
+    results = {
+        name: run_in_process("predict", "--ckpt_path", str(path), "--data.predict_path", "digit.png", cwd=tmp_path)
+        for name, path in (("post's", posts), ("He", checkpoint))
+    }
     assert all(result.returncode == 0 for result in results.values())
     assert predicted_lines(results["post's"].stdout)["digit.png"][1] == 1.0
     assert results["post's"].stdout.splitlines()[-1].startswith("note: this network's weights were drawn from N(0, 1)")

@@ -14,9 +14,6 @@ from tests.conftest import REPO, reported, run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process
-
 
 def test_the_split_and_label_counts_are_mnists(real_data):
     datamodule = MNISTDataModule(str(real_data))
@@ -31,7 +28,7 @@ def test_the_split_and_label_counts_are_mnists(real_data):
 
 def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
     """The post's 5,000 steps; it reports 85.75% test accuracy (our seeds: see the README)."""
-    result = run_cli(
+    result = run_in_process(
         "fit",
         "--config",
         str(REPO / "configs" / "seed.yaml"),
@@ -61,7 +58,7 @@ def test_the_fast_recipe_learns_in_bfloat16_on_real_digits(real_data, tmp_path):
 
     The full recipe reaches 99.18% (2 seeds) in 0.38 of tuned.yaml's training time (README, benchmarks/recipes.py).
     """
-    result = run_cli(
+    result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "fast.yaml"), "--data.data_dir", str(real_data),
         "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
     )  # fmt: skip
@@ -90,7 +87,7 @@ def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_d
         labels[name] = int(test_set.targets[index])
 
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    result = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=work)
+    result = run_in_process("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=work)
     assert result.returncode == 0, result.stderr
     predicted = {}
     for line in result.stdout.splitlines():
@@ -109,7 +106,7 @@ def test_the_onnx_export_gives_the_checkpoints_logits_on_the_10000_test_digits(r
 
     work, _ = short_tuned_run
     checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
-    result = run_cli("export", "--ckpt_path", str(checkpoint), "--output", "model.onnx", cwd=tmp_path)
+    result = run_in_process("export", "--ckpt_path", str(checkpoint), "--output", "model.onnx", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     images = MNIST(str(real_data), train=False).data.unsqueeze(1).float() / 255
     session = onnxruntime.InferenceSession(str(tmp_path / "model.onnx"))

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, last_checkpoint, run_cli, run_in_process, write_tiny_mnist
+from tests.conftest import REPO, last_checkpoint, run_in_process, run_in_subprocess, write_tiny_mnist
 
 # The runs that are killed or signalled are processes of their own; the uninterrupted and resumed ones run in the
 # test's process, and the same-seed run in another: equal weights across processes.
@@ -62,7 +62,7 @@ def uninterrupted(data, tmp_path_factory) -> tuple[Path, str]:
 
 def test_same_seed_same_run_bit_for_bit(data, uninterrupted, tmp_path):
     reference, reference_output = uninterrupted
-    result = run_cli("fit", "--data.data_dir", str(data), *RUN_ARGS, cwd=tmp_path)
+    result = run_in_subprocess("fit", "--data.data_dir", str(data), *RUN_ARGS, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert printed_test_metrics(result.stdout) == printed_test_metrics(reference_output)
     expected, actual = final_state(reference), final_state(tmp_path)
@@ -75,8 +75,9 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
     args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
 
     # The same run, killed hard mid-epoch at a step that is not a save: the last save before it is at KILL_SAVED.
-    killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}",
-                     cwd=interrupted)  # fmt: skip
+    killed = run_in_subprocess(
+        *args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}", cwd=interrupted
+    )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     last = interrupted / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == KILL_SAVED
@@ -98,8 +99,14 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
     from tensorboard.backend.event_processing.event_file_loader import EventFileLoader
 
     args = ["fit", "--data.data_dir", str(data), *RUN_ARGS, "--trainer.max_steps", str(KILL_AT + EVERY)]
-    killed = run_cli(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}",
-                     "--trainer.log_every_n_steps", "1", cwd=tmp_path)  # fmt: skip
+    killed = run_in_subprocess(
+        *args,
+        "--trainer.callbacks+=tests.helpers.KillAtStep",
+        f"--trainer.callbacks.step={KILL_AT}",
+        "--trainer.log_every_n_steps",
+        "1",
+        cwd=tmp_path,
+    )
     assert killed.returncode == -signal.SIGKILL
     resumed = run_in_process(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
@@ -133,8 +140,13 @@ def resumes_exactly(interrupted: Path, data: Path, uninterrupted: tuple[Path, st
 @pytest.mark.parametrize("signal_name, step", [("SIGINT", EVERY * 2 + 3), ("SIGTERM", EVERY * 3 + 6)])
 def test_ctrl_c_and_sigterm_save_the_step_reached_and_resume_exactly(data, uninterrupted, tmp_path, signal_name, step):
     args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
-    stopped = run_cli(*args, "--trainer.callbacks+=tests.helpers.SignalAtStep", f"--trainer.callbacks.step={step}",
-                      f"--trainer.callbacks.signal_name={signal_name}", cwd=tmp_path)  # fmt: skip
+    stopped = run_in_subprocess(
+        *args,
+        "--trainer.callbacks+=tests.helpers.SignalAtStep",
+        f"--trainer.callbacks.step={step}",
+        f"--trainer.callbacks.signal_name={signal_name}",
+        cwd=tmp_path,
+    )
     # The signal arrives during step + 1 (not a periodic save): that step ends, is saved, and the run exits as a
     # process ended by the signal does in a shell (128 + its number).
     assert stopped.returncode == 128 + signal.Signals[signal_name], stopped.stderr
@@ -149,8 +161,13 @@ def test_ctrl_c_and_sigterm_save_the_step_reached_and_resume_exactly(data, unint
 def test_a_second_ctrl_c_while_saving_leaves_a_whole_checkpoint(data, uninterrupted, tmp_path):
     step = EVERY * 4 + 2
     args = ["fit", "--data.data_dir", str(data), *RUN_ARGS]
-    stopped = run_cli(*args, "--trainer.callbacks+=tests.helpers.SignalAtStep", f"--trainer.callbacks.step={step}",
-                      "--trainer.callbacks.again_while_saving=true", cwd=tmp_path)  # fmt: skip
+    stopped = run_in_subprocess(
+        *args,
+        "--trainer.callbacks+=tests.helpers.SignalAtStep",
+        f"--trainer.callbacks.step={step}",
+        "--trainer.callbacks.again_while_saving=true",
+        cwd=tmp_path,
+    )
     assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr
     folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     assert not list(folder.glob(".*.partial"))

@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_mnist.stopping import finite_weights
-from tests.conftest import TINY_ARGS, run_cli, run_in_process
+from tests.conftest import TINY_ARGS, run_in_process, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # a full disk (a file-size limit) and a signal need processes of their own
 
@@ -70,7 +70,7 @@ def test_the_divergence_check_can_be_switched_off_to_watch_it(tiny_data, tmp_pat
 
 
 def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
                      file_size_limit=1_000_000)  # the network's checkpoint takes 2.6 MB  # fmt: skip
     assert result.returncode == 4, result.stderr
     line = one_error_line(result)
@@ -81,11 +81,11 @@ def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_dat
 
 
 def test_a_failed_save_leaves_the_previous_last_checkpoint_whole(tiny_data, tmp_path):
-    first = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path)
+    first = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
     folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
     before = (folder / "last.ckpt").read_bytes()
-    more = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "60",
+    more = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "60",
                    "--ckpt_path", "last", cwd=tmp_path, file_size_limit=1_000_000)  # fmt: skip
     assert more.returncode == 4, more.stderr
     assert FILE_TOO_LARGE in one_error_line(more)
@@ -95,8 +95,10 @@ def test_a_failed_save_leaves_the_previous_last_checkpoint_whole(tiny_data, tmp_
 
 
 def test_an_event_file_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.enable_checkpointing",
-                     "false", cwd=tmp_path, file_size_limit=150_000)  # a few pictures of the first layer  # fmt: skip
+    no_checkpoints = ["--trainer.enable_checkpointing", "false"]
+    limit = 150_000  # a few pictures of the first layer
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, *no_checkpoints,
+                               cwd=tmp_path, file_size_limit=limit)  # fmt: skip
     assert result.returncode == 4, result.stderr
     line = one_error_line(result)
     assert re.fullmatch(rf"error: cannot write lightning_logs/version_0/events\.out\.tfevents\.\S+: {FILE_TOO_LARGE}",
@@ -104,7 +106,7 @@ def test_an_event_file_that_cannot_be_written_ends_the_run_with_one_line(tiny_da
 
 
 def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
                      file_size_limit=1000)  # fmt: skip
     assert result.returncode == 4, result.stderr
     assert one_error_line(result) == f"error: cannot write lightning_logs/version_0/config.yaml: {FILE_TOO_LARGE}"
@@ -112,7 +114,7 @@ def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, t
 
 def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path):
     """After training there is nothing to save; Lightning's own handler stops the test, and the exit code says so."""
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
                      "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
@@ -122,7 +124,7 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
 @pytest.mark.parametrize("signal_name, moment", [("SIGINT", "sanity_check"), ("SIGTERM", "setup")])
 def test_a_signal_before_the_first_step_ends_the_run_with_one_line(tiny_data, tmp_path, signal_name, moment):
     """Before training there is nothing to save: the run ends at once, as a process ended by the signal does."""
-    result = run_cli("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
                      "--trainer.callbacks+=tests.helpers.SignalBeforeTraining", f"--trainer.callbacks.moment={moment}",
                      f"--trainer.callbacks.signal_name={signal_name}", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 128 + signal.Signals[signal_name], result.stderr

@@ -26,7 +26,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, resize
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.serving.server import MAX_BODY_BYTES
-from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_cli
+from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -173,7 +173,7 @@ def test_the_same_files_get_the_same_answers_as_predict(server, checkpoint, tmp_
     for index, digit in enumerate(images):
         suffix = ".jpg" if index % 2 else ".png"
         (folder / f"{index:02d}{suffix}").write_bytes(picture(digit, size=100 + 20 * index, suffix=suffix))
-    result = run_cli("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(folder),
+    result = run_in_subprocess("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(folder),
                      "--output", "predictions.csv", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "predictions.csv") as rows:
@@ -300,12 +300,12 @@ def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        busy = run_cli("serve", "--ckpt_path", str(checkpoint), "--port", str(port), cwd=tmp_path)
+        busy = run_in_subprocess("serve", "--ckpt_path", str(checkpoint), "--port", str(port), cwd=tmp_path)
     assert busy.returncode == 2 and busy.stderr.startswith(f"error: --port {port}: cannot listen on 127.0.0.1:{port}")
     # A checked option's type (as --host and --max_batch_size are checked), and the missing checkpoint.
     low_port = (["--ckpt_path", str(checkpoint), "--port", "80"], "--port 80: must be at least 1024 and at most 65535")
     for args, message in [low_port, ([], "needs a checkpoint")]:
-        result = run_cli("serve", *args, cwd=tmp_path)
+        result = run_in_subprocess("serve", *args, cwd=tmp_path)
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []

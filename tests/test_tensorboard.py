@@ -11,8 +11,6 @@ from tests.conftest import TINY_ARGS, get_json, launch_chromium, run_in_process,
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-# No process boundary is under test here: the command line runs as main(args), in the test's own process.
-run_cli = run_in_process
 
 # What TensorBoard's HPARAMS tab shows without a box ticked: its first five hyperparameters and first five metrics.
 SHOWN_BY_DEFAULT = 5
@@ -26,8 +24,18 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("runs")
     data = write_tiny_mnist(work / "data")
     for extra in ([], ["--model.init", "kaiming", "--model.learning_rate", "0.003", "--model.optimizer", "adamw"]):
-        result = run_cli("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
-                         "--trainer.log_every_n_steps", "5", *extra, cwd=work)  # fmt: skip
+        result = run_in_process(
+            "fit",
+            "--data.data_dir",
+            str(data),
+            *TINY_ARGS,
+            "--trainer.enable_progress_bar",
+            "false",
+            "--trainer.log_every_n_steps",
+            "5",
+            *extra,
+            cwd=work,
+        )
         assert result.returncode == 0, result.stderr
     with tensorboard(work / "lightning_logs", RUNS) as url:
         yield url
