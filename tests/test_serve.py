@@ -26,7 +26,7 @@ from torchvision.transforms.v2.functional import pil_to_tensor, resize
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.serving.server import MAX_BODY_BYTES
-from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_in_subprocess
+from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_in_process, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -305,7 +305,7 @@ def test_bad_serve_options_get_one_line(checkpoint, tmp_path):
     # A checked option's type (as --host and --max_batch_size are checked), and the missing checkpoint.
     low_port = (["--ckpt_path", str(checkpoint), "--port", "80"], "--port 80: must be at least 1024 and at most 65535")
     for args, message in [low_port, ([], "needs a checkpoint")]:
-        result = run_in_subprocess("serve", *args, cwd=tmp_path)
+        result = run_in_process("serve", *args, cwd=tmp_path)  # refused before any server starts
         assert result.returncode == 2, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
     assert list(tmp_path.iterdir()) == []
