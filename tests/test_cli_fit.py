@@ -427,6 +427,16 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
     weights = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["network.layer1.weight"]
     expected = (weights[0].view(28, 28) / weights[0].abs().max() * 0.5 + 0.5) * 255
     assert drawn.shape == (1, 242, 242) and (drawn[0, 2:30, 2:30].float() - expected).abs().max() <= 0.5
+    # Beside them, what training changed since the start, which the checkpoint keeps for a resumed run.
+    changes = events.Images("network/layer1_units_change")
+    assert [image.step for image in changes] == drawn_at[1:]
+    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+    (extras,) = [state for name, state in checkpoint["callbacks"].items() if name.startswith("TensorBoardExtras")]
+    change = weights[0] - extras["units_at_start"][0]
+    grid = PIL.Image.open(io.BytesIO(changes[-1].encoded_image_string))
+    drawn = torch.from_numpy(numpy.array(grid.convert("L")))[None]
+    expected = (change.view(28, 28) / change.abs().max() * 0.5 + 0.5) * 255
+    assert (drawn[0, 2:30, 2:30].float() - expected).abs().max() <= 0.5
     # PR CURVES: one per digit, from the test pass; TEXT: the configuration.
     assert {f"test/pr_curve/{digit}" for digit in range(10)} <= set(tags["tensors"])
     (text,) = events.Tensors("config/text_summary")

@@ -58,7 +58,12 @@ def test_time_series_start_with_the_accuracy_and_loss_curves(server):
         assert sorted(tags[run])[:6] == ["acc/test", "acc/train", "acc/val", "loss/test", "loss/train", "loss/val"]
     # TensorBoard groups cards by the part before "/", in alphabetical order: acc, loss, then test (the figures).
     images = get_json(f"{server}/data/plugin/images/tags")
-    assert sorted(images["version_0"]) == ["network/layer1_units", "test/confusion_matrix", "test/misclassified"]
+    assert sorted(images["version_0"]) == [
+        "network/layer1_units",
+        "network/layer1_units_change",
+        "test/confusion_matrix",
+        "test/misclassified",
+    ]
 
 
 def test_every_tensorboard_plugin_has_the_runs_data(server):

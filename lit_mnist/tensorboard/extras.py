@@ -38,7 +38,8 @@ class TensorBoardExtras(Callback):
             DISTRIBUTIONS.
         histogram_digits: How many validation digits (the first ones) the gradients and activations are taken on.
         first_layer_units: How many of layer1's units to draw as 28x28 pictures of their incoming weights, at the
-            start of training and after validations, in IMAGES.
+            start of training and after validations, in IMAGES; beside them, what training has changed of those
+            weights since the start.
         every_n_validations: Draw the histograms and the units after every n-th validation.
         embedding_digits: How many test digits the PROJECTOR shows, as their last hidden layer's activations with
             their pictures and true and predicted labels.
@@ -71,6 +72,13 @@ class TensorBoardExtras(Callback):
         self._fixed_batch: Optional[tuple[Tensor, Tensor]] = None
         self._validations = 0
         self._clock: Optional[tuple[float, int]] = None  # time and step of the last logging interval
+        self._units_at_start: Optional[Tensor] = None  # layer1's drawn units at step 0, kept in checkpoints
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self._units_at_start is None else {"units_at_start": self._units_at_start}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._units_at_start = state_dict.get("units_at_start")
 
     # Training: gradient norms and speed, once per logging interval.
 
@@ -118,9 +126,16 @@ class TensorBoardExtras(Callback):
         network, step = _network(pl_module), trainer.global_step
         linears = {name: module for name, module in network.named_children() if isinstance(module, nn.Linear)}
         if self.first_layer_units and linears:
-            weights = next(iter(linears.values())).weight.detach()[: self.first_layer_units]
+            name, layer = next(iter(linears.items()))
+            weights = layer.weight.detach()[: self.first_layer_units].cpu()
             if weights.shape[1] == IMAGE_SIZE * IMAGE_SIZE:
-                experiment.add_image(f"{NETWORK}/{next(iter(linears))}_units", _unit_grid(weights), step)
+                experiment.add_image(f"{NETWORK}/{name}_units", _unit_grid(weights), step)
+                if step == 0:
+                    self._units_at_start = weights.clone()
+                elif self._units_at_start is not None and self._units_at_start.shape == weights.shape:
+                    # What training changed: the post's N(0, 1) start hides it in the weights themselves.
+                    change = weights - self._units_at_start
+                    experiment.add_image(f"{NETWORK}/{name}_units_change", _unit_grid(change), step)
         if self.histograms:
             for name, layer in linears.items():
                 _add_histogram(experiment, f"{NETWORK}/weights/{name}", layer.weight.detach(), step)
