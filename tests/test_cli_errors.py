@@ -245,7 +245,7 @@ def test_files_directly_in_data_dir_are_told_where_they_belong(tiny_data, tmp_pa
 
 def test_an_error_during_the_progress_bar_starts_on_a_line_of_its_own(tiny_data, tmp_path):
     result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--model.learning_rate", "1e6",
-                     "--trainer.log_every_n_steps", "2", cwd=tmp_path)  # fmt: skip
+                               "--trainer.log_every_n_steps", "2", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 3 and result.stderr.startswith("error: training diverged at step"), result.stderr
     # The bar (on stdout) was drawn, and its line ended: in a terminal the error (on stderr) starts a line.
     bar = result.stdout.rsplit("Epoch 0", 1)

@@ -154,8 +154,8 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
 def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_gradients_accumulate(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
     result = run_in_process("fit", "--data.data_dir", str(data), *FIT_ARGS, "--trainer.max_steps", "12",
-                     "--trainer.accumulate_grad_batches", "2", "--trainer.enable_progress_bar", "false",
-                     cwd=tmp_path)  # fmt: skip
+                            "--trainer.accumulate_grad_batches", "2", "--trainer.enable_progress_bar", "false",
+                            cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
     events.Reload()
@@ -281,7 +281,7 @@ def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_p
     # The same data settings as the fitted run, data_dir included.
     data = str(fitted[0] / "data")
     result = run_in_process("fit", "--data.data_dir", data, *FIT_ARGS, "--trainer.max_steps", str(STEPS + 3),
-                     "--ckpt_path", "last", cwd=work)  # fmt: skip
+                            "--ckpt_path", "last", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
     continued = torch.load(runs / "version_1" / "checkpoints" / "last.ckpt", weights_only=True)
     assert continued["global_step"] == STEPS + 3
@@ -292,8 +292,8 @@ def test_resuming_last_picks_the_newest_run_with_the_same_settings(fitted, tmp_p
 def test_checkpointing_can_be_switched_off(tmp_path):
     data = write_tiny_mnist(tmp_path / "data")
     result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
-                     "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
-                     cwd=tmp_path)  # fmt: skip
+                            "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
+                            cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"
     assert (run / "config.yaml").is_file() and not (run / "checkpoints").exists()
@@ -345,7 +345,7 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     """3 steps of an epoch of 5: validated after the last one, so the best checkpoint exists, and no warning."""
     data = write_tiny_mnist(tmp_path / "data")
     result = run_in_subprocess("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
-                     "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
+                               "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
@@ -466,7 +466,7 @@ def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
            "--tensorboard.embedding_digits", "0", "--tensorboard.pr_curves", "false", "--tensorboard.config_text",
            "false", "--trainer.logger.log_graph", "false"]  # fmt: skip
     result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
-                     "--trainer.enable_progress_bar", "false", *off, cwd=tmp_path)  # fmt: skip
+                            "--trainer.enable_progress_bar", "false", *off, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     run = tmp_path / "lightning_logs" / "version_0"
     events = EventAccumulator(str(run), size_guidance={"tensors": 0})

@@ -96,7 +96,7 @@ def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exac
 
     # Killed at step 17 (the last save is at 14, mid-epoch), then resumed: the same weights as the reference.
     killed = run_in_subprocess(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=17",
-                     cwd=interrupted, timeout=600)  # fmt: skip
+                               cwd=interrupted, timeout=600)  # fmt: skip
     assert killed.returncode != 0
     assert last_checkpoint(interrupted)["global_step"] == 14
     resumed = run_in_subprocess(*args, "--ckpt_path", "last", cwd=interrupted, timeout=600)

@@ -156,7 +156,7 @@ def test_the_posts_network_is_sure_of_everything_and_predict_says_why(checkpoint
     mistakes too. predict says so; a network with He initialisation (the checkpoint fixture's) gets no such note."""
     data = write_tiny_mnist(tmp_path / "data")
     fitted = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
-                     cwd=tmp_path)  # fmt: skip
+                            cwd=tmp_path)  # fmt: skip
     assert fitted.returncode == 0, fitted.stderr
     posts = tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
     write_digit_png(tmp_path / "digit.png", 0)

@@ -71,7 +71,7 @@ def test_the_divergence_check_can_be_switched_off_to_watch_it(tiny_data, tmp_pat
 
 def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
     result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
-                     file_size_limit=1_000_000)  # the network's checkpoint takes 2.6 MB  # fmt: skip
+                               file_size_limit=1_000_000)  # the network's checkpoint takes 2.6 MB  # fmt: skip
     assert result.returncode == 4, result.stderr
     line = one_error_line(result)
     folder = tmp_path / "lightning_logs" / "version_0" / "checkpoints"
@@ -108,7 +108,7 @@ def test_an_event_file_that_cannot_be_written_ends_the_run_with_one_line(tiny_da
 
 def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, tmp_path):
     result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path,
-                     file_size_limit=1000)  # fmt: skip
+                               file_size_limit=1000)  # fmt: skip
     assert result.returncode == 4, result.stderr
     assert one_error_line(result) == f"error: cannot write lightning_logs/version_0/config.yaml: {FILE_TOO_LARGE}"
 
@@ -116,7 +116,7 @@ def test_a_config_that_cannot_be_written_ends_the_run_with_one_line(tiny_data, t
 def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path):
     """After training there is nothing to save; Lightning's own handler stops the test, and the exit code says so."""
     result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET,
-                     "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
+                               "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
     assert torch.load(tmp_path / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt")["global_step"] == 30

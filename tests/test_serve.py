@@ -174,7 +174,7 @@ def test_the_same_files_get_the_same_answers_as_predict(server, checkpoint, tmp_
         suffix = ".jpg" if index % 2 else ".png"
         (folder / f"{index:02d}{suffix}").write_bytes(picture(digit, size=100 + 20 * index, suffix=suffix))
     result = run_in_subprocess("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(folder),
-                     "--output", "predictions.csv", cwd=tmp_path)  # fmt: skip
+                               "--output", "predictions.csv", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     with open(tmp_path / "predictions.csv") as rows:
         predicted = {Path(row["file"]).name: row for row in csv.DictReader(rows)}
