@@ -123,10 +123,8 @@ class SignalStop(Callback):
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._received is not None:
             self._stop(trainer, _resumed_from(trainer))
-        if trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
-            return
-        for number in self.SIGNALS:
-            self._previous[number] = signal.signal(number, self.receive)
+        if _handles_signals(trainer):
+            self._previous = self._install()
 
     def on_train_batch_end(
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
@@ -149,10 +147,33 @@ class SignalStop(Callback):
         self._restore()
         raise TrainingStopped(signal.Signals(number).name, trainer.global_step, checkpoint, number)
 
+    def _install(self) -> dict[int, Any]:
+        """Put ``receive`` in place for each of SIGNALS; returns the handlers it replaced."""
+        return {number: signal.signal(number, self.receive) for number in self.SIGNALS}
+
     def _restore(self) -> None:
-        for number, handler in self._previous.items():
-            signal.signal(number, handler)
+        _put_back(self._previous)
         self._previous = {}
+
+    @contextmanager
+    def receiving(self) -> Iterator[None]:
+        """The handlers in place for the whole block, from a fresh start; the caller's are back afterwards."""
+        self._received = None
+        previous = self._install()
+        try:
+            yield
+        finally:
+            _put_back(previous)
+
+
+def _handles_signals(trainer: Trainer) -> bool:
+    """Signal handlers belong to the main thread; under several processes Lightning's own SIGTERM handling applies."""
+    return trainer.world_size == 1 and threading.current_thread() is threading.main_thread()
+
+
+def _put_back(handlers: dict[int, Any]) -> None:
+    for number, handler in handlers.items():
+        signal.signal(number, handler)
 
 
 @contextmanager
@@ -164,13 +185,8 @@ def signals_stop_training(trainer: Trainer) -> Iterator[None]:
     exception too), nests inside these handlers: after the block the caller's are back.
     """
     stop = next((callback for callback in trainer.callbacks if isinstance(callback, SignalStop)), None)
-    if stop is None or trainer.world_size > 1 or threading.current_thread() is not threading.main_thread():
+    if stop is None or not _handles_signals(trainer):
         yield
         return
-    stop._received = None
-    previous = {number: signal.signal(number, stop.receive) for number in SignalStop.SIGNALS}
-    try:
+    with stop.receiving():
         yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)

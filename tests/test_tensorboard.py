@@ -24,18 +24,8 @@ def server(tmp_path_factory):
     work = tmp_path_factory.mktemp("runs")
     data = write_tiny_mnist(work / "data")
     for extra in ([], ["--model.init", "kaiming", "--model.learning_rate", "0.003", "--model.optimizer", "adamw"]):
-        result = run_in_process(
-            "fit",
-            "--data.data_dir",
-            str(data),
-            *TINY_ARGS,
-            "--trainer.enable_progress_bar",
-            "false",
-            "--trainer.log_every_n_steps",
-            "5",
-            *extra,
-            cwd=work,
-        )
+        result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar",
+                                "false", "--trainer.log_every_n_steps", "5", *extra, cwd=work)  # fmt: skip
         assert result.returncode == 0, result.stderr
     with tensorboard(work / "lightning_logs", RUNS) as url:
         yield url
