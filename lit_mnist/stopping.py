@@ -156,14 +156,21 @@ class SignalStop(Callback):
         self._previous = {}
 
     @contextmanager
-    def receiving(self) -> Iterator[None]:
-        """The handlers in place for the whole block, from a fresh start; the caller's are back afterwards."""
+    def receiving(self, trainer: Trainer) -> Iterator[None]:
+        """The handlers in place for the whole block, from a fresh start; the caller's are back afterwards.
+
+        A signal that no hook acted on, because the run ended first (a pruned trial, the moments after the last
+        validation), still stops it here, instead of being lost.
+        """
         self._received = None
         previous = self._install()
         try:
             yield
         finally:
             _put_back(previous)
+            if self._received is not None:
+                saved = _saved_last_checkpoint(trainer)
+                self._stop(trainer, saved[0] if saved else None)
 
 
 def _handles_signals(trainer: Trainer) -> bool:
@@ -188,5 +195,5 @@ def signals_stop_training(trainer: Trainer) -> Iterator[None]:
     if stop is None or not _handles_signals(trainer):
         yield
         return
-    with stop.receiving():
+    with stop.receiving(trainer):
         yield

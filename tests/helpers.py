@@ -81,3 +81,18 @@ class SignalBeforeTraining(Callback):
     def on_validation_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if self.moment == "sanity_check" and trainer.sanity_checking:
             self._send()
+
+
+class PrunedAfterASignal(Callback):
+    """Sends its own process ``signal_name`` as the first validation ends and prunes the trial at once: the signal
+    comes in the moment before Optuna's pruner stops the trial, with no training step left to act on it."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        self.number = signal.Signals[signal_name]
+
+    def on_validation_end(self, trainer, pl_module) -> None:
+        if not trainer.sanity_checking:
+            import optuna
+
+            os.kill(os.getpid(), self.number)
+            raise optuna.TrialPruned()

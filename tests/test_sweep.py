@@ -196,6 +196,16 @@ def test_a_ctrl_c_while_a_trial_sets_up_stops_the_sweep_with_its_line(work):
     assert trial.state.name == "FAIL" and trial.user_attrs["failure"].startswith("stopped"), trial.user_attrs
 
 
+def test_a_signal_that_comes_as_a_trial_is_pruned_still_stops_the_sweep(work):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s",
+                            "--trainer.callbacks+=tests.helpers.PrunedAfterASignal")  # fmt: skip
+    result = sweep(work, *command)
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("SIGTERM stopped the sweep"), result.stderr
+    (trial,) = study_of(work, "s").trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["failure"].startswith("stopped"), trial.user_attrs
+
+
 @pytest.mark.parametrize(
     "space, args, expected",
     [
