@@ -9,20 +9,15 @@ import optuna
 from google.protobuf import struct_pb2
 from matplotlib.figure import Figure
 from optuna.visualization import matplotlib as plots
-from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
 from lit_mnist.sweep.space import Space
+from lit_mnist.tensorboard.logger import hparams_summary
 
 STATES = ("finished", "pruned", "failed")
 METRICS = ("acc/val", "loss/val")
-
-
-def _summary(tag: str, **content: Any) -> Summary:
-    data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
-    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
-    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
 def _value(value: Any) -> struct_pb2.Value:
@@ -45,7 +40,8 @@ def experiment(space: Space) -> Summary:
     states = struct_pb2.ListValue(values=[_value(state) for state in STATES])
     infos.append(api_pb2.HParamInfo(name="state", type=api_pb2.DATA_TYPE_STRING, domain_discrete=states))
     metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in METRICS]
-    return _summary(metadata.EXPERIMENT_TAG, experiment=api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics))
+    experiment = api_pb2.Experiment(hparam_infos=infos, metric_infos=metrics)
+    return hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment)
 
 
 def write_trial_row(folder: Path, trial: optuna.Trial, state: str) -> None:
@@ -55,9 +51,9 @@ def write_trial_row(folder: Path, trial: optuna.Trial, state: str) -> None:
         start.hparams[name].CopyFrom(_value(value))
     status = api_pb2.STATUS_SUCCESS if state == "finished" else api_pb2.STATUS_FAILURE
     with SummaryWriter(str(folder)) as writer:
-        writer.file_writer.add_summary(_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
+        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_START_INFO_TAG, session_start_info=start))
         end = plugin_data_pb2.SessionEndInfo(status=status)
-        writer.file_writer.add_summary(_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
+        writer.file_writer.add_summary(hparams_summary(metadata.SESSION_END_INFO_TAG, session_end_info=end))
 
 
 def write_study_run(folder: Path, study: optuna.Study, space: Space) -> None:

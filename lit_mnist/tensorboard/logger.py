@@ -10,6 +10,8 @@ import torch
 from lightning.pytorch import LightningModule
 from lightning.pytorch.loggers import TensorBoardLogger as LightningTensorBoardLogger
 from lightning.pytorch.utilities import rank_zero_only
+from tensorboard.compat.proto.summary_pb2 import Summary, SummaryMetadata
+from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch import Tensor
 
 # torch's own tracer for TensorBoard graphs (private, as add_graph offers no way to name the nodes): see log_graph.
@@ -18,13 +20,18 @@ from torch.utils.tensorboard.summary import hparams
 
 # Settings that say where files are, not how the network was trained: left out of the HPARAMS tab.
 NOT_HPARAMS = ("data_dir", "download", "predict_path")
+# The HPARAMS tab opens on five columns, those marked as differing between runs first, then by name: these five say
+# what network was trained and how, for one run as for many. Every other setting is a box to tick.
+LEADING_HPARAMS = ("hidden_sizes", "init", "learning_rate", "lr_schedule", "optimizer")
+# Its metric columns, the test figures first.
+HPARAMS_METRICS = ("acc/test", "loss/test", "acc/val", "loss/val", "acc/train", "loss/train")
 
 
 class TensorBoardLogger(LightningTensorBoardLogger):
     """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with these changes.
 
-    - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the settings that
-      differ between the runs and the final metrics.
+    - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the network's
+      settings and the final figures, the test's first.
     - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
@@ -63,10 +70,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     ) -> None:
         """Record the hyperparameters: hparams.yaml, and the run's entry in TensorBoard's HPARAMS tab.
 
-        Only the run's settings are written, not the list of hyperparameters and metrics that Lightning declares
-        with them: without it, TensorBoard works that list out over all the runs in view, puts the settings that
-        differ between them first (it shows five unless more are ticked), and takes every scalar as a metric, with
-        its last value, so the tab fills in with the final figures as they are logged.
+        The columns are the run's settings, with LEADING_HPARAMS shown first, and the figures of HPARAMS_METRICS,
+        each with its last value, so the tab fills in with the final figures as they are logged. (Lightning's own
+        entry would make a column of every metric it is given at the start, and TensorBoard's default puts the
+        settings first that differ between the runs in view, which with one run shows the first five by name.)
         """
         super().log_hyperparams(params, metrics, step)
         if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
@@ -80,8 +87,19 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             for name, value in settings.items()
             if not name.startswith("_") and name not in NOT_HPARAMS
         }
+        columns = [
+            api_pb2.HParamInfo(
+                name=name,
+                type=api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64,
+                differs=name in LEADING_HPARAMS,
+            )
+            for name, value in settings.items()
+        ]
+        metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS]
         _, session_start, _ = hparams(settings, {})
         # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
+        experiment = api_pb2.Experiment(hparam_infos=columns, metric_infos=metrics)
+        self.experiment.file_writer.add_summary(hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment))
         self.experiment.file_writer.add_summary(session_start)
         self._hparams_logged = True
 
@@ -121,6 +139,13 @@ class TensorBoardLogger(LightningTensorBoardLogger):
             node.input[:] = [top_level_name(name) for name in node.input]
         self.experiment.file_writer.add_graph((graph_def, step_stats))
         self._graph_logged = True
+
+
+def hparams_summary(tag: str, **content: Any) -> Summary:
+    """An entry of the HPARAMS tab (its columns, a run's values, how the run ended) as TensorBoard's plugin reads it."""
+    data = plugin_data_pb2.HParamsPluginData(version=metadata.PLUGIN_DATA_VERSION, **content)
+    plugin = SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=data.SerializeToString())
+    return Summary(value=[Summary.Value(tag=tag, metadata=SummaryMetadata(plugin_data=plugin))])
 
 
 def top_level_name(name: str) -> str:
