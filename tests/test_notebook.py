@@ -1,0 +1,32 @@
+"""The post's readers' notebook, run top to bottom on the real digits with small settings, as papermill runs it."""
+
+import json
+
+import pytest
+
+from tests.conftest import REPO
+
+pytestmark = pytest.mark.slow  # a Jupyter kernel and the real data
+
+NOTEBOOK = REPO / "notebooks" / "the_post_step_by_step.ipynb"
+
+
+def test_the_notebook_is_stored_without_outputs():
+    cells = json.loads(NOTEBOOK.read_text())["cells"]
+    code = [cell for cell in cells if cell["cell_type"] == "code"]
+    assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
+
+
+def test_the_notebook_runs_the_posts_experiment_and_the_alchemy(real_data, tmp_path):
+    import papermill
+
+    parameters = dict(DATA_DIR=str(real_data), MAX_STEPS=60, ALCHEMY_STEPS=30, SHOW_TENSORBOARD=False)
+    ran = papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "ran.ipynb"), parameters=parameters, cwd=tmp_path,
+                                     kernel_name="python3", progress_bar=False)  # fmt: skip
+    printed = "".join(
+        output.get("text", "") for cell in ran["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]
+    )
+    assert "test accuracy" in printed and "(the post: 85.75%)" in printed
+    assert printed.count("'acc/val':") == 3  # one line per setting of the alchemy
+    assert (tmp_path / "lightning_logs" / "notebook" / "version_0").is_dir()
+    assert len(list((tmp_path / "lightning_logs" / "alchemy").iterdir())) == 3
