@@ -32,11 +32,11 @@ def server(tmp_path_factory):
 
 
 def test_hparams_opens_on_the_networks_settings_and_the_test_results(server):
-    """The same five columns whatever differs between the runs in view (hidden_sizes does not here), so that one run
-    shows them too."""
+    """The same columns whatever differs between the runs in view (hidden_sizes does not here), so that one run shows
+    them too."""
     experiment = get_json(f"{server}/data/plugin/hparams/experiment", {"experimentName": ""})
     shown = [info["name"] for info in experiment["hparamInfos"][:SHOWN_BY_DEFAULT]]
-    assert shown == ["hidden_sizes", "init", "learning_rate", "lr_schedule", "optimizer"]
+    assert shown == ["hidden_sizes", "init", "learning_rate", "optimizer"]
     metrics = [info["name"]["tag"] for info in experiment["metricInfos"][:SHOWN_BY_DEFAULT]]
     assert metrics == ["acc/test", "loss/test", "acc/val", "loss/val", "acc/train"]
     names = {info["name"] for info in experiment["hparamInfos"]}

@@ -20,10 +20,10 @@ from torch.utils.tensorboard.summary import hparams
 
 # Settings that say where files are, not how the network was trained: left out of the HPARAMS tab.
 NOT_HPARAMS = ("data_dir", "download", "predict_path")
-# The HPARAMS tab opens on five columns, those marked as differing between runs first, then by name: these five say
-# what network was trained and how, for one run as for many. Every other setting is a box to tick.
-LEADING_HPARAMS = ("hidden_sizes", "init", "learning_rate", "lr_schedule", "optimizer")
-# Its metric columns, the test figures first.
+# The HPARAMS tab's columns, the same for one run as for many: the network, how it was trained, and the figures, the
+# test's first. TensorBoard shows at most five settings before a box is ticked, and a sixth column would push the
+# test figures off a 1400-pixel screen; the full configuration is in the TEXT tab.
+HPARAMS_COLUMNS = ("hidden_sizes", "init", "learning_rate", "optimizer")
 HPARAMS_METRICS = ("acc/test", "loss/test", "acc/val", "loss/val", "acc/train", "loss/train")
 
 
@@ -31,7 +31,7 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     """Writes ``<save_dir>/<name>/version_N/``, as Lightning's logger does, with these changes.
 
     - Hyperparameters go to TensorBoard's HPARAMS tab so that it shows, without a box to tick, the network's
-      settings and the final figures, the test's first.
+      settings and the final figures, the test's first (HPARAMS_COLUMNS, HPARAMS_METRICS).
     - Lightning's ``epoch`` counter is not logged as a scalar: a staircase in front of the curves.
     - The graph is drawn once per run folder. Lightning draws it at the start of every trainer call, so ``fit``
       followed by the test pass, or a resumed run, would hold several graphs, which TensorBoard warns about.
@@ -70,10 +70,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
     ) -> None:
         """Record the hyperparameters: hparams.yaml, and the run's entry in TensorBoard's HPARAMS tab.
 
-        The columns are the run's settings, with LEADING_HPARAMS shown first, and the figures of HPARAMS_METRICS,
-        each with its last value, so the tab fills in with the final figures as they are logged. (Lightning's own
-        entry would make a column of every metric it is given at the start, and TensorBoard's default puts the
-        settings first that differ between the runs in view, which with one run shows the first five by name.)
+        The tab's columns are HPARAMS_COLUMNS and HPARAMS_METRICS, each figure with its last value, so the tab fills
+        in with the final figures as they are logged. (Lightning's own entry would make a column of every metric it
+        is given at the start, and TensorBoard's default, every setting a column, opens on five of them by name for
+        a single run: batch_size, dropout, elastic_alpha, ...)
         """
         super().log_hyperparams(params, metrics, step)
         if self._hparams_logged or metrics:  # with metrics, Lightning has written the HPARAMS entry itself
@@ -89,11 +89,10 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         }
         columns = [
             api_pb2.HParamInfo(
-                name=name,
-                type=api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64,
-                differs=name in LEADING_HPARAMS,
+                name=name, type=api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64
             )
             for name, value in settings.items()
+            if name in HPARAMS_COLUMNS
         ]
         metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS]
         _, session_start, _ = hparams(settings, {})
