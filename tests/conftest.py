@@ -117,7 +117,7 @@ def run_in_subprocess(
     )
 
 
-def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedProcess:
+def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m lit_mnist ARGS` as run_in_subprocess runs it, but as ``main(args)`` in the test's own process (no
     torch to import again): for the tests where no process boundary is under test. Its output, Lightning's log lines
     and the warnings a user would see are captured as run_in_subprocess captures them."""
@@ -156,7 +156,7 @@ def run_in_process(*args: str, cwd: Path, **_: object) -> subprocess.CompletedPr
     return subprocess.CompletedProcess(["lit_mnist", *args], code, stdout.getvalue(), stderr.getvalue())
 
 
-def finish_all(processes: list[subprocess.Popen], timeout: float = 600) -> list[tuple[str, str]]:
+def finish_all(processes: list[subprocess.Popen], timeout: float = 300) -> list[tuple[str, str]]:
     """Wait for processes started together (two machines, two workers), each within ``timeout``; their outputs, after
     checking that each ended well. A process still running when the test ends is killed."""
     outputs = []
@@ -225,7 +225,7 @@ def short_tuned_run(real_data, tmp_path_factory) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("tuned")
     result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work, timeout=600,
+        "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     return work, result.stdout

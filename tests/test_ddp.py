@@ -32,7 +32,7 @@ ARGS = [
 
 
 def fit(tiny_data, cwd, *extra):
-    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *ARGS, *extra, cwd=cwd, timeout=600)
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *ARGS, *extra, cwd=cwd)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -80,7 +80,7 @@ def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exac
     reference.mkdir()
     interrupted.mkdir()
     args = ["fit", "--data.data_dir", str(tiny_data), *RANDOM_ARGS]
-    result = run_in_subprocess(*args, "--trainer.callbacks+=tests.helpers.RecordRNGState", cwd=reference, timeout=600)
+    result = run_in_subprocess(*args, "--trainer.callbacks+=tests.helpers.RecordRNGState", cwd=reference)
     assert result.returncode == 0, result.stderr
 
     # Each process starts training from a generator state of its own, so the same image gets other distortions.
@@ -96,10 +96,10 @@ def test_each_process_draws_its_own_random_numbers_and_a_killed_run_resumes_exac
 
     # Killed at step 17 (the last save is at 14, mid-epoch), then resumed: the same weights as the reference.
     killed = run_in_subprocess(*args, "--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=17",
-                               cwd=interrupted, timeout=600)  # fmt: skip
+                               cwd=interrupted)  # fmt: skip
     assert killed.returncode != 0
     assert last_checkpoint(interrupted)["global_step"] == 14
-    resumed = run_in_subprocess(*args, "--ckpt_path", "last", cwd=interrupted, timeout=600)
+    resumed = run_in_subprocess(*args, "--ckpt_path", "last", cwd=interrupted)
     assert resumed.returncode == 0, resumed.stderr
     expected, actual = last_checkpoint(reference), last_checkpoint(interrupted)
     assert expected["global_step"] == actual["global_step"] == 21

@@ -37,7 +37,6 @@ def test_seed_config_lands_in_the_posts_range(real_data, tmp_path):
         "--trainer.enable_progress_bar",
         "false",
         cwd=tmp_path,
-        timeout=600,
     )
     assert result.returncode == 0, result.stderr
     accuracy = reported(result.stdout, "acc/test")
@@ -60,7 +59,7 @@ def test_the_fast_recipe_learns_in_bfloat16_on_real_digits(real_data, tmp_path):
     """
     result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "fast.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", cwd=tmp_path, timeout=600,
+        "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text()
@@ -123,7 +122,7 @@ def test_a_short_sweep_of_the_posts_alchemy_on_real_digits(real_data, tmp_path):
     command = [sys.executable, "-m", "lit_mnist", "sweep", "--space", str(REPO / "configs" / "alchemy.yaml"),
                "--trials", "3", "--study_name", "short", "--data.data_dir", str(real_data),
                "--trainer.max_steps", "300"]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=600,
+    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300,
                             env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     # Three done (finished or pruned); a trial that diverges has its line too, and is run again.

@@ -38,7 +38,7 @@ def in_a_process(command: list[str]) -> list[str]:
     return [sys.executable, "-m", "lit_mnist", *command]
 
 
-def sweep(work: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+def sweep(work: Path, *args: str) -> subprocess.CompletedProcess:
     return run_in_process(*args, cwd=work)
 
 
@@ -227,7 +227,7 @@ def test_bad_input_gets_one_line_and_writes_nothing(work, space, args, expected)
     defaults = {"--trials": "3", "--study_name": "s"}
     extra = [word for name, value in defaults.items() if name not in args for word in (name, value)]
     started = time.monotonic()
-    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", *extra, *args), timeout=60)
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", *extra, *args))
     assert result.returncode == 2, result.stdout + result.stderr
     (line,) = result.stderr.strip().splitlines()
     assert line.startswith("error: ") and expected in line, line
@@ -324,7 +324,7 @@ def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, pos
         with contextlib.suppress(ProcessLookupError):
             process.kill()
     assert [trial.state.name for trial in study.get_trials()] == ["RUNNING"]
-    result = sweep(work, *command, timeout=600)  # the same study, continued with short trials
+    result = sweep(work, *command)  # the same study, continued with short trials
     assert result.returncode == 0, result.stderr
     study = optuna.load_study(study_name="killed", storage=postgres)
     assert len(done(study)) == 3
