@@ -154,8 +154,30 @@ def screenshots(logdir: Path, folder: Path) -> None:
         chromium.close()
 
 
+def parallel_coordinates(study: Path, file: Path) -> None:
+    """Serve a sweep's folder with TensorBoard; save HPARAMS' parallel coordinates of its trials (README's picture)."""
+    from playwright.sync_api import sync_playwright
+
+    runs = sorted(path.name for path in study.iterdir() if path.is_dir())
+    with tensorboard(study, runs) as url, sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        page = chromium.new_page(viewport={"width": 1400, "height": 900})
+        page.goto(f"{url}/#hparams")
+        wait_until_shown(page, "hparams")
+        page.get_by_text("PARALLEL COORDINATES VIEW").click()
+        scales = page.get_by_role("radio", name="Logarithmic")
+        for axis in (1, 2):  # learning_rate and width, searched on a log scale (the axes sort by name after depth)
+            scales.nth(axis).check()
+        page.wait_for_timeout(5000)  # let the lines finish drawing
+        page.screenshot(path=file)
+        chromium.close()
+
+
 if __name__ == "__main__":
-    # python -m tests.test_tensorboard LOGDIR FOLDER
+    # python -m tests.test_tensorboard LOGDIR FOLDER, or --parallel-coordinates STUDY_FOLDER FILE
     import sys
 
-    screenshots(Path(sys.argv[1]), Path(sys.argv[2]))
+    if sys.argv[1] == "--parallel-coordinates":
+        parallel_coordinates(Path(sys.argv[2]), Path(sys.argv[3]))
+    else:
+        screenshots(Path(sys.argv[1]), Path(sys.argv[2]))
