@@ -316,7 +316,7 @@ def test_cli_overrides_reach_the_model(tmp_path):
     assert yaml.safe_load(result.stdout)["model"]["learning_rate"] == 0.001
 
 
-@pytest.mark.parametrize("recipe", ["tuned", "fast", "best"])
+@pytest.mark.parametrize("recipe", ["tuned", "fast", "best", "budget"])
 def test_the_recipes_keep_the_posts_network(tmp_path, recipe):
     result = run_in_process("fit", "--config", str(REPO / "configs" / f"{recipe}.yaml"), "--print_config", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
