@@ -90,16 +90,18 @@ def test_tensorboard_shows_the_confusion_matrix_and_misclassified_digits_after_t
         assert image.step == STEPS and image.width > 200 and image.height > 200
 
 
-def test_hparams_tab_lists_the_runs_settings_and_leaves_the_rest_to_tensorboard(fitted):
+def test_hparams_tab_has_the_networks_columns_and_every_setting_in_the_row(fitted):
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     work, _ = fitted
     events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
     events.Reload()
     content = events.PluginTagToContent("hparams")
-    # No declared list of hyperparameters and metrics: TensorBoard works it out over the runs in view (see
-    # test_tensorboard.py), putting the settings that differ first and taking every scalar as a metric.
-    assert list(content) == ["_hparams_/session_start_info"]
+    # The tab's columns, declared once per run (see test_tensorboard.py for what TensorBoard shows of them).
+    assert sorted(content) == ["_hparams_/experiment", "_hparams_/session_start_info"]
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert [info.name for info in experiment.hparam_infos] == ["hidden_sizes", "init", "learning_rate", "optimizer"]
+    assert [info.name.tag for info in experiment.metric_infos][:2] == ["acc/test", "loss/test"]
     session = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"]).session_start_info
     assert session.hparams["learning_rate"].number_value == pytest.approx(1e-4)
     assert session.hparams["batch_size"].number_value == 100
