@@ -96,8 +96,8 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         ]
         metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS]
         _, session_start, _ = hparams(settings, {})
-        # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
         experiment = api_pb2.Experiment(hparam_infos=columns, metric_infos=metrics)
+        # `file_writer` is the SummaryWriter's open event file, as torch's own add_hparams uses it.
         self.experiment.file_writer.add_summary(hparams_summary(metadata.EXPERIMENT_TAG, experiment=experiment))
         self.experiment.file_writer.add_summary(session_start)
         self._hparams_logged = True
