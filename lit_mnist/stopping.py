@@ -134,8 +134,7 @@ class SignalStop(Callback):
 
     def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
         if self._received is not None:  # during the last validation: last.ckpt already holds the final step
-            saved = _saved_last_checkpoint(trainer)
-            self._stop(trainer, saved[0] if saved else None)
+            self._stop_at_last_saved(trainer)
         self._restore()
 
     def on_exception(self, trainer: Trainer, pl_module: LightningModule, exception: BaseException) -> None:
@@ -146,6 +145,11 @@ class SignalStop(Callback):
         number, self._received = self._received, None
         self._restore()
         raise TrainingStopped(signal.Signals(number).name, trainer.global_step, checkpoint, number)
+
+    def _stop_at_last_saved(self, trainer: Trainer) -> None:
+        """End the run with nothing more to save: the run's last.ckpt, if one was written, holds where it got to."""
+        path = last_checkpoint_path(trainer)
+        self._stop(trainer, path if path is not None and path.is_file() else None)
 
     def _install(self) -> dict[int, Any]:
         """Put ``receive`` in place for each of SIGNALS; returns the handlers it replaced."""
@@ -169,8 +173,7 @@ class SignalStop(Callback):
         finally:
             _put_back(previous)
             if self._received is not None:
-                saved = _saved_last_checkpoint(trainer)
-                self._stop(trainer, saved[0] if saved else None)
+                self._stop_at_last_saved(trainer)
 
 
 def _handles_signals(trainer: Trainer) -> bool:
