@@ -89,10 +89,11 @@ class TensorBoardLogger(LightningTensorBoardLogger):
         }
         columns = [
             api_pb2.HParamInfo(
-                name=name, type=api_pb2.DATA_TYPE_STRING if isinstance(value, str) else api_pb2.DATA_TYPE_FLOAT64
+                name=name,
+                type=api_pb2.DATA_TYPE_STRING if isinstance(settings[name], str) else api_pb2.DATA_TYPE_FLOAT64,
             )
-            for name, value in settings.items()
-            if name in HPARAMS_COLUMNS
+            for name in HPARAMS_COLUMNS
+            if name in settings
         ]
         metrics = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in HPARAMS_METRICS]
         _, session_start, _ = hparams(settings, {})
