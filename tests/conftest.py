@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import resource
+import shutil
 import socket
 import struct
 import subprocess
@@ -20,11 +21,21 @@ from pathlib import Path
 
 import pytest
 import torch
+from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
 # The real MNIST copy beside the checkout (CI has it); LIT_MNIST_REAL_DATA overrides the location.
 REAL_DATA = Path(os.environ.get("LIT_MNIST_REAL_DATA", REPO.parent / "shared" / "data"))
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
+
+
+def cpu_has_bfloat16_units() -> bool:
+    """Whether this CPU computes in bfloat16 natively; elsewhere torch emulates it, many times slower than float32."""
+    with contextlib.suppress(OSError):
+        flags = Path("/proc/cpuinfo").read_text()
+        return "avx512_bf16" in flags or "amx_bf16" in flags
+    return False
+
 
 # Every torch process of the suite takes its share of the cores, set here once: the workers themselves and, through
 # the environment they inherit, every process a test starts. Two workers whose subprocesses each took every core
@@ -220,15 +231,32 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def short_tuned_run(real_data, tmp_path_factory) -> tuple[Path, str]:
-    """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): its folder and printed output, shared by several tests."""
-    work = tmp_path_factory.mktemp("tuned")
+def short_tuned_run(real_data, tmp_path_factory, worker_id) -> tuple[Path, str]:
+    """configs/tuned.yaml cut to 1,100 steps (2.5 epochs): its folder and printed output, shared by several tests.
+
+    Made once per suite: under xdist the first worker to need it fits it and the others read it, by the FileLock
+    pattern of pytest-xdist's docs. The tests only read the folder.
+    """
+    if worker_id == "master":  # no xdist: nothing to share
+        work = tmp_path_factory.mktemp("tuned")
+        return work, fit_short_tuned(real_data, work)
+    work = tmp_path_factory.getbasetemp().parent / "tuned"
+    output = work / "output.txt"
+    with FileLock(f"{work}.lock"):
+        if not output.exists():
+            shutil.rmtree(work, ignore_errors=True)  # a fit that did not finish
+            work.mkdir()
+            output.write_text(fit_short_tuned(real_data, work))
+    return work, output.read_text()
+
+
+def fit_short_tuned(real_data: Path, work: Path) -> str:
     result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "tuned.yaml"), "--data.data_dir", str(real_data),
         "--trainer.max_steps", "1100", "--trainer.enable_progress_bar", "false", cwd=work,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return work, result.stdout
+    return result.stdout
 
 
 @pytest.fixture(scope="session")
