@@ -58,15 +58,15 @@ def test_the_fast_recipe_learns_on_real_digits(real_data, tmp_path):
     The full recipe reaches 99.01% (3 seeds) in 0.235 of tuned.yaml's training time (docs/results.md). On a CPU
     without bfloat16 units it runs in float32, as fast.yaml advises there (test_cli_fit tests bfloat16 everywhere).
     """
-    precision = [] if cpu_has_bfloat16_units() else ["--trainer.precision", "32-true"]
+    precision = "bf16-mixed" if cpu_has_bfloat16_units() else "32-true"
     result = run_in_process(
         "fit", "--config", str(REPO / "configs" / "fast.yaml"), "--data.data_dir", str(real_data),
-        "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", *precision, cwd=tmp_path,
+        "--trainer.max_steps", "216", "--trainer.enable_progress_bar", "false", "--trainer.precision", precision,
+        cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     config = (tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text()
-    expected = "precision: bf16-mixed" if cpu_has_bfloat16_units() else "precision: 32-true"
-    assert expected in config and "batch_size: 512" in config
+    assert f"precision: {precision}" in config and "batch_size: 512" in config
     assert reported(result.stdout, "acc/test") >= 0.96
 
 
