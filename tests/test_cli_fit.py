@@ -12,7 +12,15 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import REPO, TINY_ARGS, reported, run_in_process, run_in_subprocess, write_tiny_mnist
+from tests.conftest import (
+    REPO,
+    TINY_ARGS,
+    checkpoints_of,
+    reported,
+    run_in_process,
+    run_in_subprocess,
+    write_tiny_mnist,
+)
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -168,13 +176,13 @@ def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_g
 
 def test_last_checkpoint_holds_the_final_step(fitted):
     work, _ = fitted
-    checkpoints = work / "lightning_logs" / "version_0" / "checkpoints"
+    checkpoints = checkpoints_of(work)
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == STEPS
 
 
 def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted):
     work, output = fitted
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     result = run_in_process("test", "--data.data_dir", str(work / "data"), "--ckpt_path", str(checkpoint), cwd=work)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "acc/test") == reported(output, "acc/test")
@@ -184,7 +192,7 @@ def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted
 def test_test_on_a_checkpoint_reads_the_data_the_run_was_trained_on(fitted, tmp_path):
     """No --data.data_dir: the checkpoint's (fit had an absolute one). Run elsewhere, where ./data does not exist."""
     work, output = fitted
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     result = run_in_process("test", "--ckpt_path", str(checkpoint), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "loss/test") == pytest.approx(reported(output, "loss/test"), rel=1e-6)
@@ -224,7 +232,7 @@ def test_fine_tuning_from_the_best_checkpoint_starts_a_new_run_and_leaves_the_ol
 
 def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
     work = copy_of(fitted, tmp_path)
-    (best,) = (work / "lightning_logs" / "version_0" / "checkpoints").glob("best-*.ckpt")
+    (best,) = checkpoints_of(work).glob("best-*.ckpt")
     best_step = torch.load(best, weights_only=True)["global_step"]
     result = run_in_process(
         "fit",
@@ -370,7 +378,7 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
 
 def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):
     work, _ = fitted
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     for subcommand in ("validate", "test"):
         result = run_in_process(subcommand, "--ckpt_path", str(checkpoint), cwd=tmp_path)
         assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule
-from tests.conftest import REPO, cpu_has_bfloat16_units, reported, run_in_process
+from tests.conftest import REPO, checkpoints_of, cpu_has_bfloat16_units, reported, run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -88,7 +88,7 @@ def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_d
         (picture.convert("RGB") if index % 150 == 0 else picture).save(images / name)
         labels[name] = int(test_set.targets[index])
 
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     result = run_in_process("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     predicted = {}
@@ -107,7 +107,7 @@ def test_the_onnx_export_gives_the_checkpoints_logits_on_the_10000_test_digits(r
     from lit_mnist.model import MNISTClassifier
 
     work, _ = short_tuned_run
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     result = run_in_process("export", "--ckpt_path", str(checkpoint), "--output", "model.onnx", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     images = MNIST(str(real_data), train=False).data.unsqueeze(1).float() / 255

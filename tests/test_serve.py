@@ -26,7 +26,16 @@ from torchvision.transforms.v2.functional import pil_to_tensor, resize
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.serving.server import MAX_BODY_BYTES
-from tests.conftest import REPO, bomb_png, free_port, launch_chromium, make_digits, run_in_process, run_in_subprocess
+from tests.conftest import (
+    REPO,
+    bomb_png,
+    checkpoints_of,
+    free_port,
+    launch_chromium,
+    make_digits,
+    run_in_process,
+    run_in_subprocess,
+)
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -358,7 +367,7 @@ def wait_for_guess(page, not_this: str = "–") -> None:
 @pytest.fixture(scope="module")
 def tuned_server(short_tuned_run, tmp_path_factory) -> Iterator[Server]:
     work, _ = short_tuned_run
-    checkpoint = work / "lightning_logs" / "version_0" / "checkpoints" / "last.ckpt"
+    checkpoint = checkpoints_of(work) / "last.ckpt"
     with serving(checkpoint, cwd=tmp_path_factory.mktemp("serve_tuned")) as running:
         yield running
 
