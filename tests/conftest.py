@@ -98,14 +98,14 @@ def reported(output: str, metric: str) -> float:
     return float(match.group(1))
 
 
-def checkpoints_of(work: Path) -> Path:
-    """The checkpoint folder of the first run in a folder where `python -m lit_mnist fit` ran."""
-    return work / "lightning_logs" / "version_0" / "checkpoints"
+def first_run(work: Path) -> Path:
+    """The folder of the first run in a folder where `python -m lit_mnist fit` ran: its logs, config and checkpoints."""
+    return work / "lightning_logs" / "version_0"
 
 
 def last_checkpoint(work: Path) -> dict:
     """The last.ckpt of the first run in a folder where `python -m lit_mnist fit` ran."""
-    return torch.load(checkpoints_of(work) / "last.ckpt", weights_only=True)
+    return torch.load(first_run(work) / "checkpoints" / "last.ckpt", weights_only=True)
 
 
 def run_in_subprocess(
@@ -230,7 +230,7 @@ def checkpoint(tmp_path_factory) -> Path:
     result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--model.init", "kaiming",
                             "--trainer.enable_progress_bar", "false", cwd=work)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    return checkpoints_of(work) / "last.ckpt"
+    return first_run(work) / "checkpoints" / "last.ckpt"
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tests.conftest import (
     REPO,
     TINY_ARGS,
-    checkpoints_of,
+    first_run,
     reported,
     run_in_process,
     run_in_subprocess,
@@ -43,7 +43,7 @@ def copy_of(fitted, tmp_path: Path) -> Path:
     """A folder with a copy of the fitted run (its data and lightning_logs/version_0), for tests that add runs."""
     work = tmp_path / "work"
     shutil.copytree(fitted[0] / "data", work / "data")
-    shutil.copytree(fitted[0] / "lightning_logs" / "version_0", work / "lightning_logs" / "version_0")
+    shutil.copytree(first_run(fitted[0]), first_run(work))
     return work
 
 
@@ -60,7 +60,7 @@ def test_fit_trains_then_reports_the_test_set_once(fitted):
 
 def test_run_folder_holds_config_hparams_and_checkpoints(fitted):
     work, _ = fitted
-    run = work / "lightning_logs" / "version_0"
+    run = first_run(work)
     assert (run / "config.yaml").is_file() and (run / "hparams.yaml").is_file()
     assert (run / "checkpoints" / "last.ckpt").is_file()
     assert len(list((run / "checkpoints").glob("best-*.ckpt"))) == 1
@@ -69,7 +69,7 @@ def test_run_folder_holds_config_hparams_and_checkpoints(fitted):
 
 def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
     work, _ = fitted
-    run = work / "lightning_logs" / "version_0"
+    run = first_run(work)
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     scalars = set(events.Tags()["scalars"])
@@ -90,7 +90,7 @@ def test_tensorboard_has_the_scalars_and_one_graph_with_the_layers(fitted):
 
 def test_tensorboard_shows_the_confusion_matrix_and_misclassified_digits_after_the_test(fitted):
     work, output = fitted
-    events = EventAccumulator(str(work / "lightning_logs" / "version_0"), size_guidance={"images": 0})
+    events = EventAccumulator(str(first_run(work)), size_guidance={"images": 0})
     events.Reload()
     assert {"test/confusion_matrix", "test/misclassified"} <= set(events.Tags()["images"])
     for tag in ("test/confusion_matrix", "test/misclassified"):
@@ -102,7 +102,7 @@ def test_hparams_tab_has_the_networks_columns_and_every_setting_in_the_row(fitte
     from tensorboard.plugins.hparams import plugin_data_pb2
 
     work, _ = fitted
-    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events = EventAccumulator(str(first_run(work)))
     events.Reload()
     content = events.PluginTagToContent("hparams")
     # The tab's columns, declared once per run (see test_tensorboard.py for what TensorBoard shows of them).
@@ -129,7 +129,7 @@ def test_logged_training_figures_match_a_direct_computation(fitted):
     from lit_mnist.model import MNISTClassifier
 
     work, _ = fitted
-    run = work / "lightning_logs" / "version_0"
+    run = first_run(work)
     events = EventAccumulator(str(run), size_guidance={"scalars": 0})
     events.Reload()
     logged_loss = {event.step: event.value for event in events.Scalars("loss/train")}
@@ -167,7 +167,7 @@ def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_g
                             "--trainer.accumulate_grad_batches", "2", "--trainer.enable_progress_bar", "false",
                             cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    events = EventAccumulator(str(tmp_path / "lightning_logs" / "version_0"), size_guidance={"scalars": 0})
+    events = EventAccumulator(str(first_run(tmp_path)), size_guidance={"scalars": 0})
     events.Reload()
     # 24 batches make 12 optimizer steps: a point for steps 5, 10 and the last (at indices 4, 9 and 11).
     assert [event.step for event in events.Scalars("loss/train")] == [4, 9, 11]
@@ -176,13 +176,13 @@ def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_g
 
 def test_last_checkpoint_holds_the_final_step(fitted):
     work, _ = fitted
-    checkpoints = checkpoints_of(work)
+    checkpoints = first_run(work) / "checkpoints"
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == STEPS
 
 
 def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted):
     work, output = fitted
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     result = run_in_process("test", "--data.data_dir", str(work / "data"), "--ckpt_path", str(checkpoint), cwd=work)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "acc/test") == reported(output, "acc/test")
@@ -192,7 +192,7 @@ def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted
 def test_test_on_a_checkpoint_reads_the_data_the_run_was_trained_on(fitted, tmp_path):
     """No --data.data_dir: the checkpoint's (fit had an absolute one). Run elsewhere, where ./data does not exist."""
     work, output = fitted
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     result = run_in_process("test", "--ckpt_path", str(checkpoint), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert reported(result.stdout, "loss/test") == pytest.approx(reported(output, "loss/test"), rel=1e-6)
@@ -208,7 +208,7 @@ def test_test_on_a_checkpoint_reads_the_data_the_run_was_trained_on(fitted, tmp_
 
 def test_fine_tuning_from_the_best_checkpoint_starts_a_new_run_and_leaves_the_old_one_alone(fitted, tmp_path):
     work = copy_of(fitted, tmp_path)
-    old_run = work / "lightning_logs" / "version_0"
+    old_run = first_run(work)
     before = snapshot(old_run)
     (best,) = (old_run / "checkpoints").glob("best-*.ckpt")
 
@@ -232,7 +232,7 @@ def test_fine_tuning_from_the_best_checkpoint_starts_a_new_run_and_leaves_the_ol
 
 def test_a_checkpoint_already_at_max_steps_gets_one_line(fitted, tmp_path):
     work = copy_of(fitted, tmp_path)
-    (best,) = checkpoints_of(work).glob("best-*.ckpt")
+    (best,) = (first_run(work) / "checkpoints").glob("best-*.ckpt")
     best_step = torch.load(best, weights_only=True)["global_step"]
     result = run_in_process(
         "fit",
@@ -305,7 +305,7 @@ def test_checkpointing_can_be_switched_off(tmp_path):
                             "--trainer.enable_checkpointing", "false", "--trainer.enable_progress_bar", "false",
                             cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = first_run(tmp_path)
     assert (run / "config.yaml").is_file() and not (run / "checkpoints").exists()
 
 
@@ -316,7 +316,7 @@ def test_the_fast_recipe_learns_in_bfloat16_on_any_cpu(tiny_data, tmp_path):
                             *TINY_ARGS, "--data.batch_size", "50", "--trainer.log_every_n_steps", "5",
                             "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    assert "precision: bf16-mixed" in (tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text()
+    assert "precision: bf16-mixed" in (first_run(tmp_path) / "config.yaml").read_text()
     assert reported(result.stdout, "acc/test") >= 0.3  # 30 steps of 10 digit classes: 0.59 here, chance is 0.1
 
 
@@ -367,7 +367,7 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     result = run_in_subprocess("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "3",
                                "--trainer.enable_progress_bar", "false", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = first_run(tmp_path)
     (best,) = (run / "checkpoints").glob("best-*.ckpt")
     assert best.name.startswith("best-step=3-")
     events = EventAccumulator(str(run))
@@ -378,7 +378,7 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
 
 def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):
     work, _ = fitted
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     for subcommand in ("validate", "test"):
         result = run_in_process(subcommand, "--ckpt_path", str(checkpoint), cwd=tmp_path)
         assert result.returncode == 0, result.stderr
@@ -412,7 +412,7 @@ def test_print_config_shows_the_logging_interval_in_use(tmp_path):
 def test_tensorboard_shows_what_the_network_learned(fitted):
     """Every part of the TensorBoard extras, read back with TensorBoard's own reader."""
     work, _ = fitted
-    run = work / "lightning_logs" / "version_0"
+    run = first_run(work)
     events = EventAccumulator(str(run), size_guidance={"scalars": 0, "histograms": 0, "images": 0, "tensors": 0})
     events.Reload()
     tags = events.Tags()
@@ -473,7 +473,7 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
 
 def test_the_graph_opens_on_the_layers(fitted):
     work, _ = fitted
-    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events = EventAccumulator(str(first_run(work)))
     events.Reload()
     top_level = {node.name.split("/")[0] for node in events.Graph().node}
     assert top_level == {"input", "flatten", "layer1", "relu1", "layer2", "relu2", "layer3", "output"}
@@ -488,7 +488,7 @@ def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
     result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "12",
                             "--trainer.enable_progress_bar", "false", *off, cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = first_run(tmp_path)
     events = EventAccumulator(str(run), size_guidance={"tensors": 0})
     events.Reload()
     tags = events.Tags()

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from tests.conftest import run_in_process, write_tiny_mnist
+from tests.conftest import first_run, run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -37,7 +37,7 @@ def test_lr_find_prints_a_rate_and_saves_the_plot_beside_the_run(tmp_path):
     # The finder tried only this narrow range, well away from its defaults (1e-6 to 1): the options reached it.
     assert 0.002 <= rate <= 0.02
     assert "where the loss fell fastest: a place to start" in result.stdout  # how to read it, beside the rate
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = first_run(tmp_path)
     assert (run / "lr_find.png").stat().st_size > 10_000
     assert str(Path("lightning_logs") / "version_0" / "lr_find.png") in result.stdout
     events = EventAccumulator(str(run), size_guidance={"images": 0})

@@ -12,7 +12,7 @@ from PIL import Image
 
 from lit_mnist.data.images import read_digit
 from lit_mnist.model import MNISTClassifier
-from tests.conftest import REPO, TINY_ARGS, bomb_png, checkpoints_of, run_in_process, write_tiny_mnist
+from tests.conftest import REPO, TINY_ARGS, bomb_png, first_run, run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -158,7 +158,7 @@ def test_the_posts_network_is_sure_of_everything_and_predict_says_why(checkpoint
     fitted = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.enable_progress_bar", "false",
                             cwd=tmp_path)  # fmt: skip
     assert fitted.returncode == 0, fitted.stderr
-    posts = checkpoints_of(tmp_path) / "last.ckpt"
+    posts = first_run(tmp_path) / "checkpoints" / "last.ckpt"
     write_digit_png(tmp_path / "digit.png", 0)
     results = {
         name: run_in_process("predict", "--ckpt_path", str(path), "--data.predict_path", "digit.png", cwd=tmp_path)

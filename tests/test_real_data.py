@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule
-from tests.conftest import REPO, checkpoints_of, cpu_has_bfloat16_units, reported, run_in_process
+from tests.conftest import REPO, cpu_has_bfloat16_units, first_run, reported, run_in_process
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -65,7 +65,7 @@ def test_the_fast_recipe_learns_on_real_digits(real_data, tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    config = (tmp_path / "lightning_logs" / "version_0" / "config.yaml").read_text()
+    config = (first_run(tmp_path) / "config.yaml").read_text()
     assert f"precision: {precision}" in config and "batch_size: 512" in config
     assert reported(result.stdout, "acc/test") >= 0.96
 
@@ -88,7 +88,7 @@ def test_predict_reads_mnist_test_digits_saved_as_large_inverted_pictures(real_d
         (picture.convert("RGB") if index % 150 == 0 else picture).save(images / name)
         labels[name] = int(test_set.targets[index])
 
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     result = run_in_process("predict", "--ckpt_path", str(checkpoint), "--data.predict_path", str(images), cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     predicted = {}
@@ -107,7 +107,7 @@ def test_the_onnx_export_gives_the_checkpoints_logits_on_the_10000_test_digits(r
     from lit_mnist.model import MNISTClassifier
 
     work, _ = short_tuned_run
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     result = run_in_process("export", "--ckpt_path", str(checkpoint), "--output", "model.onnx", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     images = MNIST(str(real_data), train=False).data.unsqueeze(1).float() / 255

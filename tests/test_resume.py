@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from tests.conftest import REPO, checkpoints_of, last_checkpoint, run_in_process, run_in_subprocess, write_tiny_mnist
+from tests.conftest import REPO, first_run, last_checkpoint, run_in_process, run_in_subprocess, write_tiny_mnist
 
 # The runs that are killed or signalled are processes of their own; the uninterrupted and resumed ones run in the
 # test's process, and the same-seed run in another: equal weights across processes.
@@ -79,7 +79,7 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
         *args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}", cwd=interrupted
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    last = checkpoints_of(interrupted) / "last.ckpt"
+    last = first_run(interrupted) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == KILL_SAVED
 
     resumed = run_in_process(*args, "--ckpt_path", "last", cwd=interrupted)
@@ -111,7 +111,7 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
     resumed = run_in_process(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
     # Event file names start with their creation time: the killed run's comes first.
-    killed_file, *resumed_files = sorted((tmp_path / "lightning_logs" / "version_0").glob("events.out.tfevents.*"))
+    killed_file, *resumed_files = sorted(first_run(tmp_path).glob("events.out.tfevents.*"))
     logged_by_killed_run = [
         event.step for event in EventFileLoader(str(killed_file)).Load() for value in event.summary.value
         if value.tag == "loss/train"
@@ -150,7 +150,7 @@ def test_ctrl_c_and_sigterm_save_the_step_reached_and_resume_exactly(data, unint
     # The signal arrives during step + 1 (not a periodic save): that step ends, is saved, and the run exits as a
     # process ended by the signal does in a shell (128 + its number).
     assert stopped.returncode == 128 + signal.Signals[signal_name], stopped.stderr
-    last = checkpoints_of(tmp_path) / "last.ckpt"
+    last = first_run(tmp_path) / "checkpoints" / "last.ckpt"
     assert torch.load(last, weights_only=True)["global_step"] == step + 1
     assert "Traceback" not in stopped.stderr and "Test metric" not in stopped.stdout
     (line,) = stopped.stderr.strip().splitlines()[-1:]
@@ -169,7 +169,7 @@ def test_a_second_ctrl_c_while_saving_leaves_a_whole_checkpoint(data, uninterrup
         cwd=tmp_path,
     )
     assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr
-    folder = checkpoints_of(tmp_path)
+    folder = first_run(tmp_path) / "checkpoints"
     assert not list(folder.glob(".*.partial"))
     assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == step + 1
     resumes_exactly(tmp_path, data, uninterrupted, stopped.stderr.strip().splitlines()[-1].split("Resume with: ")[1])
@@ -184,7 +184,7 @@ def test_ctrl_c_from_outside_at_whatever_moment_it_comes(data, uninterrupted, tm
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
     try:
-        folder = checkpoints_of(tmp_path)
+        folder = first_run(tmp_path) / "checkpoints"
         deadline = time.monotonic() + 120
         while not (folder / "last.ckpt").exists() and process.poll() is None:  # training is under way
             assert time.monotonic() < deadline, "no checkpoint within 120 s"

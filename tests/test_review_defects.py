@@ -12,7 +12,7 @@ from lit_mnist.cli import LitMNISTCLI
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.model import MNISTClassifier
 from lit_mnist.trainer import Trainer
-from tests.conftest import TINY_ARGS, last_checkpoint, make_digits, run_in_process
+from tests.conftest import TINY_ARGS, first_run, last_checkpoint, make_digits, run_in_process
 
 QUIET = ["--trainer.enable_progress_bar", "false", "--trainer.log_every_n_steps", "5"]
 AUGMENTED = [
@@ -97,7 +97,7 @@ def test_images_per_second_counts_every_batch_of_an_accumulated_step(tiny_data, 
     (tmp_path / "run").mkdir()
     fit_in_process(tmp_path / "run", tiny_data, "--trainer.accumulate_grad_batches", "3",
                    "--trainer.log_every_n_steps", "5")  # fmt: skip
-    events = EventAccumulator(str(tmp_path / "run" / "lightning_logs" / "version_0"))
+    events = EventAccumulator(str(first_run(tmp_path / "run")))
     events.Reload()
     steps = {event.step: event.value for event in events.Scalars("train/steps_per_second")}
     images = {event.step: event.value for event in events.Scalars("train/images_per_second")}

@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_mnist.stopping import finite_weights
-from tests.conftest import TINY_ARGS, checkpoints_of, run_in_process, run_in_subprocess
+from tests.conftest import TINY_ARGS, first_run, run_in_process, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # a full disk (a file-size limit) and a signal need processes of their own
 
@@ -46,7 +46,7 @@ def test_a_diverging_run_stops_with_one_line_and_no_test_pass(
     stopped_at = int(match.group(1))
     assert stopped_at <= 10  # within one logging interval of the first NaN, not 200 steps of it
     assert "Test metric" not in result.stdout
-    run = tmp_path / "lightning_logs" / "version_0"
+    run = first_run(tmp_path)
     if save_every == "1":  # last.ckpt holds the step before the weights went bad, with finite weights
         assert match.group(3) == f"{run.relative_to(tmp_path)}/checkpoints/last.ckpt holds step {stopped_at - 1}, " \
                                   "the last state saved"  # fmt: skip
@@ -74,7 +74,7 @@ def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_dat
                                file_size_limit=1_000_000)  # the network's checkpoint takes 2.6 MB  # fmt: skip
     assert result.returncode == 4, result.stderr
     line = one_error_line(result)
-    folder = checkpoints_of(tmp_path)
+    folder = first_run(tmp_path) / "checkpoints"
     assert re.fullmatch(rf"error: cannot write the checkpoint {folder.relative_to(tmp_path)}/\S+\.ckpt: "
                         f"{FILE_TOO_LARGE}", line), line  # fmt: skip
     assert not [path for path in folder.iterdir() if path.name.endswith(".partial")]
@@ -83,7 +83,7 @@ def test_a_checkpoint_that_cannot_be_written_ends_the_run_with_one_line(tiny_dat
 def test_a_failed_save_leaves_the_previous_last_checkpoint_whole(tiny_data, tmp_path):
     first = run_in_process("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, cwd=tmp_path)
     assert first.returncode == 0, first.stderr
-    folder = checkpoints_of(tmp_path)
+    folder = first_run(tmp_path) / "checkpoints"
     before = (folder / "last.ckpt").read_bytes()
     # The file-size limit, as on a full disk, needs a process of its own.
     more = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, *QUIET, "--trainer.max_steps", "60",
@@ -119,7 +119,7 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
                                "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
-    assert torch.load(checkpoints_of(tmp_path) / "last.ckpt")["global_step"] == 30
+    assert torch.load(first_run(tmp_path) / "checkpoints" / "last.ckpt")["global_step"] == 30
 
 
 @pytest.mark.parametrize("signal_name, moment", [("SIGINT", "sanity_check"), ("SIGTERM", "setup")])

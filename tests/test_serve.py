@@ -29,7 +29,7 @@ from lit_mnist.serving.server import MAX_BODY_BYTES
 from tests.conftest import (
     REPO,
     bomb_png,
-    checkpoints_of,
+    first_run,
     free_port,
     launch_chromium,
     make_digits,
@@ -367,7 +367,7 @@ def wait_for_guess(page, not_this: str = "–") -> None:
 @pytest.fixture(scope="module")
 def tuned_server(short_tuned_run, tmp_path_factory) -> Iterator[Server]:
     work, _ = short_tuned_run
-    checkpoint = checkpoints_of(work) / "last.ckpt"
+    checkpoint = first_run(work) / "checkpoints" / "last.ckpt"
     with serving(checkpoint, cwd=tmp_path_factory.mktemp("serve_tuned")) as running:
         yield running
 

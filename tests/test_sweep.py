@@ -17,7 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import REPO, finish_all, free_port, run_in_process, write_tiny_mnist
+from tests.conftest import REPO, finish_all, first_run, free_port, run_in_process, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # sweeps run the CLI in subprocesses; a PostgreSQL server
 
@@ -92,7 +92,7 @@ def test_best_yaml_reproduces_the_best_trial_bit_for_bit(work):
                           "--trainer.enable_progress_bar", "false"], cwd=work, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
     assert fit.returncode == 0, fit.stderr
-    events = EventAccumulator(str(work / "lightning_logs" / "version_0"))
+    events = EventAccumulator(str(first_run(work)))
     events.Reload()
     assert events.Scalars("acc/val")[-1].value == best.value  # exactly: the same run
 
