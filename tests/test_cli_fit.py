@@ -16,6 +16,7 @@ from tests.conftest import (
     REPO,
     TINY_ARGS,
     first_run,
+    last_checkpoint,
     reported,
     run_in_process,
     run_in_subprocess,
@@ -176,8 +177,7 @@ def test_training_figures_are_logged_once_per_interval_of_optimizer_steps_when_g
 
 def test_last_checkpoint_holds_the_final_step(fitted):
     work, _ = fitted
-    checkpoints = first_run(work) / "checkpoints"
-    assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == STEPS
+    assert last_checkpoint(work)["global_step"] == STEPS
 
 
 def test_test_subcommand_on_the_checkpoint_gives_the_figures_fit_reported(fitted):
@@ -444,13 +444,13 @@ def test_tensorboard_shows_what_the_network_learned(fitted):
     # The last grid is the final weights: unit 0's tile, grey (128) at 0 and white at its largest weight.
     grid = PIL.Image.open(io.BytesIO(units[-1].encoded_image_string))  # add_image writes grey as RGB
     drawn = torch.from_numpy(numpy.array(grid.convert("L")))[None]
-    weights = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)["state_dict"]["network.layer1.weight"]
+    checkpoint = last_checkpoint(work)
+    weights = checkpoint["state_dict"]["network.layer1.weight"]
     expected = (weights[0].view(28, 28) / weights[0].abs().max() * 0.5 + 0.5) * 255
     assert drawn.shape == (1, 242, 242) and (drawn[0, 2:30, 2:30].float() - expected).abs().max() <= 0.5
     # Beside them, what training changed since the start, which the checkpoint keeps for a resumed run.
     changes = events.Images("network/layer1_units_change")
     assert [image.step for image in changes] == drawn_at[1:]
-    checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
     (extras,) = [state for name, state in checkpoint["callbacks"].items() if name.startswith("TensorBoardExtras")]
     change = weights[0] - extras["units_at_start"][0]
     grid = PIL.Image.open(io.BytesIO(changes[-1].encoded_image_string))

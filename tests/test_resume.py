@@ -79,8 +79,7 @@ def test_kill_and_resume_matches_the_uninterrupted_run(data, uninterrupted, tmp_
         *args, "--trainer.callbacks+=tests.helpers.KillAtStep", f"--trainer.callbacks.step={KILL_AT}", cwd=interrupted
     )
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    last = first_run(interrupted) / "checkpoints" / "last.ckpt"
-    assert torch.load(last, weights_only=True)["global_step"] == KILL_SAVED
+    assert last_checkpoint(interrupted)["global_step"] == KILL_SAVED
 
     resumed = run_in_process(*args, "--ckpt_path", "last", cwd=interrupted)
     assert resumed.returncode == 0, resumed.stderr
@@ -171,7 +170,7 @@ def test_a_second_ctrl_c_while_saving_leaves_a_whole_checkpoint(data, uninterrup
     assert stopped.returncode == 128 + signal.SIGINT, stopped.stderr
     folder = first_run(tmp_path) / "checkpoints"
     assert not list(folder.glob(".*.partial"))
-    assert torch.load(folder / "last.ckpt", weights_only=True)["global_step"] == step + 1
+    assert last_checkpoint(tmp_path)["global_step"] == step + 1
     resumes_exactly(tmp_path, data, uninterrupted, stopped.stderr.strip().splitlines()[-1].split("Resume with: ")[1])
 
 

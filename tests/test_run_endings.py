@@ -9,7 +9,7 @@ import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from lit_mnist.stopping import finite_weights
-from tests.conftest import TINY_ARGS, first_run, run_in_process, run_in_subprocess
+from tests.conftest import TINY_ARGS, first_run, last_checkpoint, run_in_process, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # a full disk (a file-size limit) and a signal need processes of their own
 
@@ -50,7 +50,7 @@ def test_a_diverging_run_stops_with_one_line_and_no_test_pass(
     if save_every == "1":  # last.ckpt holds the step before the weights went bad, with finite weights
         assert match.group(3) == f"{run.relative_to(tmp_path)}/checkpoints/last.ckpt holds step {stopped_at - 1}, " \
                                   "the last state saved"  # fmt: skip
-        checkpoint = torch.load(run / "checkpoints" / "last.ckpt", weights_only=True)
+        checkpoint = last_checkpoint(tmp_path)
         assert checkpoint["global_step"] == stopped_at - 1 and finite(checkpoint)
     else:
         assert match.group(3) == "no checkpoint was saved before" and not (run / "checkpoints").exists()
@@ -119,7 +119,7 @@ def test_sigterm_during_the_test_pass_exits_as_a_signal_does(tiny_data, tmp_path
                                "--trainer.callbacks+=tests.helpers.SignalAtTestBatch", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 143, result.stderr
     assert one_error_line(result) == "error: stopped by SIGTERM"
-    assert torch.load(first_run(tmp_path) / "checkpoints" / "last.ckpt")["global_step"] == 30
+    assert last_checkpoint(tmp_path)["global_step"] == 30
 
 
 @pytest.mark.parametrize("signal_name, moment", [("SIGINT", "sanity_check"), ("SIGTERM", "setup")])
