@@ -13,7 +13,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
-from lit_mnist.sweep.space import Space
+from lit_mnist.sweep.space import LAYERS, Space
 from lit_mnist.tensorboard.logger import hparams_summary
 
 STATES = ("finished", "pruned", "failed")
@@ -86,7 +86,8 @@ def write_study_run(folder: Path, study: optuna.Study, space: Space) -> None:
             except (ValueError, RuntimeError):  # too few distinct values to say anything yet
                 continue
             writer.add_figure(f"study/{name}", axes.figure)
-        writer.add_figure("study/width_x_learning_rate", _width_by_rate(finished))
+        if {LAYERS, "model.learning_rate"} <= set(space.ranges):
+            writer.add_figure("study/width_x_learning_rate", _width_by_rate(finished))
 
 
 def trial_columns(space: Space) -> list[str]:
@@ -94,14 +95,14 @@ def trial_columns(space: Space) -> list[str]:
 
 
 def _width_by_rate(trials: list[optuna.trial.FrozenTrial]) -> Figure:
-    """acc/val of each finished trial by width and learning rate, one panel per depth (where both were searched)."""
-    depths = sorted({trial.params.get("depth", 0) for trial in trials})
+    """acc/val of each finished trial by width and learning rate, one panel per depth."""
+    depths = sorted({trial.params["depth"] for trial in trials})
     figure = Figure(figsize=(4 * len(depths), 3.5), layout="constrained")
     for index, depth in enumerate(depths, start=1):
         axes = figure.add_subplot(1, len(depths), index)
-        chosen = [trial for trial in trials if trial.params.get("depth", 0) == depth]
-        widths = [trial.params.get("width", 0) for trial in chosen]
-        rates = [trial.params.get("learning_rate", 0) for trial in chosen]
+        chosen = [trial for trial in trials if trial.params["depth"] == depth]
+        widths = [trial.params["width"] for trial in chosen]
+        rates = [trial.params["learning_rate"] for trial in chosen]
         points = axes.scatter(widths, rates, c=[trial.value for trial in chosen], cmap="viridis", vmin=0, vmax=1)
         axes.set(xscale="log", yscale="log", xlabel="width", ylabel="learning rate", title=f"depth {depth}")
     figure.colorbar(points, ax=figure.axes, label="acc/val")
