@@ -147,6 +147,13 @@ class LitMNISTCLI(LightningCLI):
         return config[self.subcommand] if self.subcommand else config
 
     def before_instantiate_classes(self) -> None:
+        config = self._of_subcommand(self.config)
+        if config.data.val_size == 0:
+            # No validation digits: Lightning's own switch turns validation off, and with nothing to choose a best
+            # checkpoint by, last.ckpt (saved each epoch) is the run's model.
+            config.trainer.limit_val_batches = 0
+            if str(config.checkpoint.monitor).endswith("/val"):
+                config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
         # Process 0 alone: the others never write, and Lightning takes the run's folder from it.
         if self.subcommand not in NO_RUN_SUBCOMMANDS and rank_zero_only.rank == 0:
             self._claimed_runs += claim_new_run(self._of_subcommand(self.config))

@@ -39,7 +39,7 @@ def run_main(args: list[str], capsys) -> str:
         ("--model.hidden_sizes", "[500, 0]", "hidden_sizes"),
         ("--data.batch_size", "0", "batch_size"),
         ("--data.batch_size", "-5", "batch_size"),
-        ("--data.val_size", "0", "val_size"),
+        ("--data.val_size", "-1", "val_size"),
         ("--data.max_rotation", "-3", "max_rotation"),
         ("--model.init", "uniform", "init"),
         ("--model.optimizer", "adam", "optimizer"),
@@ -111,6 +111,15 @@ def test_ckpt_path_that_runs_code_when_unpickled_is_refused(tmp_path, monkeypatc
     Path("evil.ckpt").write_bytes(pickle.dumps({"state_dict": Exploit()}))
     assert "not a readable PyTorch checkpoint" in run_main(["test", "--ckpt_path", "evil.ckpt"], capsys)
     assert not Path("pwned").exists()
+
+
+def test_validating_a_run_that_held_no_digits_back(tiny_data, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    main(["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--data.val_size", "0", "--trainer.max_steps", "3",
+          "--trainer.log_every_n_steps", "1", "--trainer.enable_progress_bar", "false"])  # fmt: skip
+    capsys.readouterr()
+    line = run_main(["validate", "--ckpt_path", "lightning_logs/version_0/checkpoints/last.ckpt"], capsys)
+    assert "--data.val_size 0" in line and "use test" in line, line
 
 
 def test_resume_last_without_an_earlier_run(tiny_data, tmp_path, monkeypatch, capsys):

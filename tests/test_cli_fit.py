@@ -12,6 +12,7 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from lit_mnist.data import MNISTDataModule
 from tests.conftest import (
     REPO,
     TINY_ARGS,
@@ -374,6 +375,33 @@ def test_a_run_shorter_than_an_epoch_validates_at_its_end(tmp_path):
     events.Reload()
     assert [event.step for event in events.Scalars("acc/val")] == [2]  # Lightning's index of the 3rd step
     assert "warn" not in (result.stdout + result.stderr).lower()
+
+
+def test_a_final_run_trains_on_every_training_digit_and_validates_none(tmp_path):
+    """--data.val_size 0, for the run after the settings are chosen: no validation, no best checkpoint (there is
+    nothing to choose it by), last.ckpt holds the final step, the test figures are logged, and no warning."""
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_in_subprocess("fit", "--data.data_dir", str(data), *TINY_ARGS, "--data.val_size", "0",
+                               "--trainer.log_every_n_steps", "5", "--trainer.enable_progress_bar", "false",
+                               cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""  # Lightning's warnings, none of which names itself a warning, go there
+    run = first_run(tmp_path)
+    assert sorted(path.name for path in (run / "checkpoints").iterdir()) == ["last.ckpt"]
+    assert last_checkpoint(tmp_path)["global_step"] == 30
+    events = EventAccumulator(str(run))
+    events.Reload()
+    assert "acc/test" in events.Tags()["scalars"] and "acc/val" not in events.Tags()["scalars"]
+    # The weights are drawn at the start; the activations and gradients, taken on validation digits, are not.
+    histograms = events.Tags()["histograms"]
+    assert "network/weights/layer1" in histograms
+    assert not [tag for tag in histograms if tag.startswith(("network/activations", "network/gradients"))]
+
+
+def test_val_size_0_leaves_every_training_digit_to_training(tiny_data):
+    data = MNISTDataModule(str(tiny_data), download=False, val_size=0)
+    data.setup("fit")
+    assert len(data.train_data[1]) == 600 and list(data.val_dataloader()) == []
 
 
 def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):

@@ -219,6 +219,7 @@ def test_a_signal_that_comes_as_a_trial_is_pruned_still_stops_the_sweep(work):
         (SPACE, ["--trials", "0"], "--trials: must be a whole number of at least 1, got 0"),
         (SPACE, ["--study_name", "a/b"], "--study_name"),
         (SPACE, ["--model.learning_rate", "-1"], "--model.learning_rate -1: must be greater than 0"),
+        (SPACE, ["--data.val_size", "0"], "sweep chooses trials by acc/val, and --data.val_size 0"),
     ],
 )  # fmt: skip
 def test_bad_input_gets_one_line_and_writes_nothing(work, space, args, expected):

@@ -4,7 +4,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from jsonargparse.typing import PositiveInt
+from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 from torchvision.datasets import MNIST
@@ -32,7 +32,8 @@ class MNISTDataModule(LightningDataModule):
         download: Download the files from the torchvision mirrors when they are missing.
         batch_size: Images per optimizer step (the post uses 100). Under several processes this is the global batch,
             shared out among them.
-        val_size: How many of the first training images are held out for validation.
+        val_size: How many of the first training images are held out for validation. 0 trains on all 60,000 and
+            validates on none: for the final run of settings chosen on the validation digits.
         max_rotation: Training augmentation: largest random rotation, in degrees (0 turns it off).
         max_shift: Training augmentation: largest random shift, as a fraction of the image size.
         max_scale: Training augmentation: largest random change of size, as a fraction (0.1 means 0.9x to 1.1x).
@@ -47,7 +48,7 @@ class MNISTDataModule(LightningDataModule):
         data_dir: str = "data",
         download: bool = True,
         batch_size: PositiveInt = 100,
-        val_size: PositiveInt = 5000,
+        val_size: NonNegativeInt = 5000,
         max_rotation: NonNegativeFiniteFloat = 0.0,
         max_shift: NonNegativeFiniteFloat = 0.0,
         max_scale: NonNegativeFiniteFloat = 0.0,
@@ -88,6 +89,11 @@ class MNISTDataModule(LightningDataModule):
         if stage in ("fit", "validate"):
             images, labels = self._load(train=True)
             val = self.hparams.val_size
+            if stage == "validate" and val == 0:
+                raise UserError(
+                    "validate has no digits to run on: this run held none back (--data.val_size 0) and trained on "
+                    "every training digit; use test to evaluate it"
+                )
             if val >= len(labels):
                 raise UserError(
                     f"--data.val_size {val} leaves no training images: MNIST's training set has {len(labels)}"

@@ -14,7 +14,7 @@ from typing import Optional
 import optuna
 
 from lit_mnist.cli import LitMNISTCLI
-from lit_mnist.errors import ONE_LINE_ERRORS, TrainingStopped, one_line, quiet_write_failures
+from lit_mnist.errors import ONE_LINE_ERRORS, TrainingStopped, UserError, one_line, quiet_write_failures
 from lit_mnist.sweep.space import read_space
 from lit_mnist.sweep.study import Sweep, Terminated, open_storage, open_study, study_folder
 
@@ -76,6 +76,9 @@ def main(args: Optional[list[str]] = None) -> None:
         base = LitMNISTCLI(args=[*fit_args, f"--trainer.logger.version={sweep_options.study_name}/study"], run=False)
         for name in ("lightning.pytorch", "lightning.fabric"):
             logging.getLogger(name).setLevel(base.config.log_level)
+        if base.config.data.val_size == 0:
+            raise UserError("sweep chooses trials by acc/val, and --data.val_size 0 holds no digits back to validate "
+                            "on: leave it at its default, 5000")  # fmt: skip
         space = read_space(sweep_options.space, base.config)
         folder = study_folder(base, sweep_options.study_name)
         storage = open_storage(sweep_options.storage, folder)

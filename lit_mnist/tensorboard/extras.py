@@ -34,8 +34,8 @@ class TensorBoardExtras(Callback):
             (Lightning's grad_norm), in SCALARS as train/grad_norm/...
         speed: Training steps and images per second over each logging interval, in SCALARS.
         histograms: Weights and biases of each layer, their gradients and each hidden layer's activations on a
-            fixed batch of validation digits, at the start of training and after validations, in HISTOGRAMS and
-            DISTRIBUTIONS.
+            fixed batch of validation digits (none without them), at the start of training and after validations,
+            in HISTOGRAMS and DISTRIBUTIONS.
         histogram_digits: How many validation digits (the first ones) the gradients and activations are taken on.
         first_layer_units: How many of layer1's units to draw as 28x28 pictures of their incoming weights, at the
             start of training and after validations, in IMAGES; beside them, what training has changed of those
@@ -140,14 +140,16 @@ class TensorBoardExtras(Callback):
             for name, layer in linears.items():
                 _add_histogram(experiment, f"{NETWORK}/weights/{name}", layer.weight.detach(), step)
                 _add_histogram(experiment, f"{NETWORK}/biases/{name}", layer.bias.detach(), step)
-            images, labels = self._batch(trainer, pl_module)
-            activations, gradients = _activations_and_gradients(pl_module, network, images, labels)
-            for name, values in {**activations, **gradients}.items():
-                _add_histogram(experiment, name, values, step)
+            batch = self._batch(trainer, pl_module)
+            if batch is not None:  # None in a run without validation digits (--data.val_size 0)
+                activations, gradients = _activations_and_gradients(pl_module, network, *batch)
+                for name, values in {**activations, **gradients}.items():
+                    _add_histogram(experiment, name, values, step)
         experiment.flush()
 
-    def _batch(self, trainer: Trainer, pl_module: LightningModule) -> tuple[Tensor, Tensor]:
-        """The first validation digits, prepared as the model sees them and never augmented, kept for the run.
+    def _batch(self, trainer: Trainer, pl_module: LightningModule) -> Optional[tuple[Tensor, Tensor]]:
+        """The first validation digits, prepared as the model sees them and never augmented, kept for the run; None
+        when the run has none.
 
         Not through the data module's on_after_batch_transfer: during training it augments, drawing random numbers
         that training would then not draw."""
@@ -158,6 +160,8 @@ class TensorBoardExtras(Callback):
                 labels.append(batch[1].to(pl_module.device))
                 if sum(len(part) for part in labels) >= self.histogram_digits:
                     break
+            if not labels:
+                return None
             self._fixed_batch = torch.cat(images)[: self.histogram_digits], torch.cat(labels)[: self.histogram_digits]
         return self._fixed_batch
 
