@@ -12,7 +12,6 @@ import torch
 import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lit_mnist.data import MNISTDataModule
 from tests.conftest import (
     REPO,
     TINY_ARGS,
@@ -396,12 +395,6 @@ def test_a_final_run_trains_on_every_training_digit_and_validates_none(tmp_path)
     histograms = events.Tags()["histograms"]
     assert "network/weights/layer1" in histograms
     assert not [tag for tag in histograms if tag.startswith(("network/activations", "network/gradients"))]
-
-
-def test_val_size_0_leaves_every_training_digit_to_training(tiny_data):
-    data = MNISTDataModule(str(tiny_data), download=False, val_size=0)
-    data.setup("fit")
-    assert len(data.train_data[1]) == 600 and list(data.val_dataloader()) == []
 
 
 def test_evaluating_a_checkpoint_writes_no_run_folder(fitted, tmp_path):

@@ -125,6 +125,12 @@ class RecordBatchFigures(Callback):
         self.figures.append((F.cross_entropy(logits, labels).item(), accuracy))
 
 
+def test_val_size_0_leaves_every_training_digit_to_training(tiny_data):
+    data = MNISTDataModule(str(tiny_data), download=False, val_size=0)
+    data.setup("fit")
+    assert len(data.train_data[1]) == 600 and list(data.val_dataloader()) == []
+
+
 def test_training_figures_are_the_logged_steps_batch_figures_as_the_post_prints(tiny_data, tmp_path):
     # The post prints the cost and accuracy of the step's batch every 100 steps; Lightning writes every
     # log_every_n_steps, at its step counter (0 for the first step).
