@@ -156,7 +156,7 @@ class LitMNISTCLI(LightningCLI):
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
         # Process 0 alone: the others never write, and Lightning takes the run's folder from it.
         if self.subcommand not in NO_RUN_SUBCOMMANDS and rank_zero_only.rank == 0:
-            self._claimed_runs += claim_new_run(self._of_subcommand(self.config))
+            self._claimed_runs += claim_new_run(config)
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         config = self._of_subcommand(self.config_init).get("trainer") or {}
