@@ -54,11 +54,14 @@ class SignalAtStep(Callback):
 
 
 class SignalAtTestBatch(Callback):
-    """Sends its own process SIGTERM as the test pass's first batch starts, after training has ended."""
+    """Sends its own process ``signal_name`` as the test pass's first batch starts, after training has ended."""
+
+    def __init__(self, signal_name: str = "SIGTERM") -> None:
+        self.number = signal.Signals[signal_name]
 
     def on_test_batch_start(self, trainer, pl_module, batch, batch_idx, dataloader_idx=0) -> None:
         if batch_idx == 0:
-            os.kill(os.getpid(), signal.SIGTERM)
+            os.kill(os.getpid(), self.number)
 
 
 class SignalBeforeTraining(Callback):

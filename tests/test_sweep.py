@@ -17,7 +17,7 @@ import yaml
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import plugin_data_pb2
 
-from tests.conftest import REPO, finish_all, first_run, free_port, run_in_process, write_tiny_mnist
+from tests.conftest import REPO, finish_all, first_run, free_port, run_in_process, run_in_subprocess, write_tiny_mnist
 
 pytestmark = pytest.mark.slow  # sweeps run the CLI in subprocesses; a PostgreSQL server
 
@@ -163,25 +163,53 @@ def wait_for_line(process: subprocess.Popen, pattern: re.Pattern, seconds: float
     raise AssertionError(f"no line matching {pattern.pattern} within {seconds} s")
 
 
-@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
-def test_a_signal_stops_the_sweep_with_one_line_and_the_running_trial_marked(work, signum):
-    command = sweep_command(work / "data", work / "space.yaml", "--trials", "50", "--study_name", "s",
-                            "--trainer.max_steps", "400")  # fmt: skip
-    process = subprocess.Popen(in_a_process(command), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True, env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
-    try:
-        wait_for_line(process, TRIAL_LINE, 120)
-        time.sleep(1.5)  # into the next trial's training
-        process.send_signal(signum)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 128 + signum, stderr
-    (line,) = stderr.strip().splitlines()[-1:]
-    assert "stopped the sweep" in line and "Continue with: python -m lit_mnist sweep" in line, stderr
-    assert "Traceback" not in stderr
-    trials = study_of(work, "s").trials
-    assert trials[-1].state.name == "FAIL" and trials[-1].user_attrs["failure"].startswith("stopped")
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_during_a_trials_training_stops_the_sweep_with_one_line_naming_the_trial(work, signal_name):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s",
+                            "--trainer.callbacks+=tests.helpers.SignalAtStep", "--trainer.callbacks.step=2",
+                            f"--trainer.callbacks.signal_name={signal_name}")  # fmt: skip
+    result = sweep(work, *command)
+    assert result.returncode == 128 + signal.Signals[signal_name], result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"{signal_name} stopped the sweep, trial 0 recorded as failed; 0 of 3 trials are done. "
+                           "Continue with: python -m lit_mnist sweep"), result.stderr  # fmt: skip
+    (trial,) = study_of(work, "s").trials
+    assert trial.state.name == "FAIL" and trial.user_attrs["failure"].startswith("stopped"), trial.user_attrs
+
+
+def test_a_sigterm_between_two_trials_stops_the_sweep_and_fails_no_trial(work, monkeypatch):
+    """The moment between two trials, where Optuna has recorded one and not yet begun the next: the sweep looks for
+    a dead worker's trials there, so that is where this test's SIGTERM comes."""
+    sent = []
+
+    def sigterm_once_a_trial_is_done(study):
+        if done(study) and not sent:
+            sent.append(signal.SIGTERM)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(optuna.storages, "fail_stale_trials", sigterm_once_a_trial_is_done)
+    result = sweep(work, *sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "s"))
+    assert result.returncode == 128 + signal.SIGTERM, result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith("SIGTERM stopped the sweep between two trials; 1 of 3 trials are done. Continue with: "
+                           "python -m lit_mnist sweep"), result.stderr  # fmt: skip
+    (trial,) = study_of(work, "s").trials
+    assert trial.state.name in ("COMPLETE", "PRUNED") and "failure" not in trial.user_attrs
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+def test_a_signal_as_the_best_trial_is_tested_stops_the_sweep_with_its_line(work, signal_name):
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "1", "--study_name", "s",
+                            "--trainer.callbacks+=tests.helpers.SignalAtTestBatch",
+                            f"--trainer.callbacks.signal_name={signal_name}")  # fmt: skip
+    result = run_in_subprocess(*command, cwd=work)  # a process of its own: a signal ends one that ignores it
+    assert result.returncode == 128 + signal.Signals[signal_name], result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = result.stderr.strip().splitlines()[-1:]
+    assert line.startswith(f"{signal_name} stopped the sweep as it tested the best trial; 1 of 1 trials are done. "
+                           "Continue with: python -m lit_mnist sweep"), result.stderr  # fmt: skip
+    assert not [key for key in study_of(work, "s").user_attrs if key.startswith("acc/test")]  # tested again next time
 
 
 def test_a_ctrl_c_while_a_trial_sets_up_stops_the_sweep_with_its_line(work):
@@ -191,7 +219,7 @@ def test_a_ctrl_c_while_a_trial_sets_up_stops_the_sweep_with_its_line(work):
     result = sweep(work, *command)
     assert result.returncode == 128 + signal.SIGINT, result.stderr
     line = result.stderr.strip().splitlines()[-1]
-    assert line.startswith("SIGINT stopped the sweep, the running trial recorded as failed; 0 of 3"), result.stderr
+    assert line.startswith("SIGINT stopped the sweep, trial 0 recorded as failed; 0 of 3"), result.stderr
     (trial,) = study_of(work, "s").trials
     assert trial.state.name == "FAIL" and trial.user_attrs["failure"].startswith("stopped"), trial.user_attrs
 
@@ -333,18 +361,22 @@ def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, pos
     assert study.trials[0].state.name == "FAIL"  # the killed worker's, marked failed by the next one
 
 
+class FakeTrial:
+    """What objective() asks of an Optuna trial, to see what it raises and records without a study."""
+
+    def __init__(self, number: int) -> None:
+        self.number, self.user_attrs = number, {}
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
 def test_lightnings_own_sigterm_in_a_trial_stops_the_sweep_as_a_sigterm_does():
     """Outside the training steps (a validation, the sanity check) Lightning's own SIGTERM handling raises its
     SIGTERMException; the sweep takes it for the SIGTERM it is, and the trial is recorded as stopped."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
     from lit_mnist.sweep.study import Sweep, Terminated
-
-    class Trial:
-        user_attrs: dict = {}
-
-        def set_user_attr(self, key, value):
-            self.user_attrs = {**self.user_attrs, key: value}
 
     class Interrupted(Sweep):
         def __init__(self):  # nothing of a real study is needed to see what objective() raises
@@ -353,7 +385,23 @@ def test_lightnings_own_sigterm_in_a_trial_stops_the_sweep_as_a_sigterm_does():
         def _trial(self, trial):
             raise SIGTERMException()
 
-    trial = Trial()
+    trial, sweep = FakeTrial(7), Interrupted()
     with pytest.raises(Terminated):
-        Interrupted().objective(trial)
-    assert trial.user_attrs["failure"].startswith("stopped: SIGTERMException")
+        sweep.objective(trial)
+    assert trial.user_attrs["failure"].startswith("stopped: SIGTERMException") and sweep.stopped_trial == 7
+
+
+def test_a_pruned_trial_is_not_taken_for_a_stopped_one():
+    from lit_mnist.sweep.study import Sweep
+
+    class Pruned(Sweep):
+        def __init__(self):
+            self.stopped_trial = None
+
+        def _trial(self, trial):
+            raise optuna.TrialPruned("pruned at epoch 1")
+
+    trial, sweep = FakeTrial(3), Pruned()
+    with pytest.raises(optuna.TrialPruned):
+        sweep.objective(trial)
+    assert "failure" not in trial.user_attrs and sweep.stopped_trial is None

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_mnist.cli import LitMNISTCLI
 from lit_mnist.errors import ONE_LINE_ERRORS, TrainingStopped, UserError, one_line, quiet_write_failures
 from lit_mnist.sweep.space import read_space
-from lit_mnist.sweep.study import Sweep, Terminated, open_storage, open_study, study_folder
+from lit_mnist.sweep.study import Sweep, open_storage, open_study, raise_terminated, study_folder
 
 DESCRIPTION = """Search the post's "alchemy" of hyperparameters with Optuna: each trial is a fit of the base
 configuration (fit's options and --config files, by default the post's experiment) with the trial's values, in
@@ -64,7 +65,8 @@ def main(args: Optional[list[str]] = None) -> None:
     sweep_options, fit_args = parser().parse_known_args(command_line)
     resume = shlex.join(["python", "-m", "lit_mnist", "sweep", *command_line])
     sys.argv = sys.argv[:1]  # LightningCLI warns when it gets args besides a command line: the args are all of it
-    sweep = None
+    sweep, testing = None, False
+    previous = signal.signal(signal.SIGTERM, raise_terminated)  # SIGTERM stops the sweep as Ctrl-C does
     # Each trial gets a line of its own (Optuna's would add a traceback for each failed one), and the heartbeat that
     # finds a killed worker's trials is an "experimental" feature of Optuna's: nothing a user can act on.
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -87,21 +89,31 @@ def main(args: Optional[list[str]] = None) -> None:
         print(f"Study {sweep_options.study_name}: {sweep.done()} of {sweep_options.trials} trials done; "
               f"its folder: {folder}", flush=True)  # fmt: skip
         sweep.run()
+        testing = True
         line = sweep.summary()
         if line:
             print(line)
         print(f"See the trials in TensorBoard: tensorboard --logdir {folder}")
-    except (TrainingStopped, KeyboardInterrupt) as stop:
-        done = f"; {sweep.done()} of {sweep_options.trials} trials are done" if sweep is not None else ""
+    except (TrainingStopped, KeyboardInterrupt, SIGTERMException) as stop:
+        done = f"{sweep.done()} of {sweep_options.trials} trials are done" if sweep is not None else ""
+        if sweep is None:
+            where = " before its first trial"
+        elif testing:
+            where = f" as it tested the best trial; {done}"
+        elif sweep.stopped_trial is None:
+            where = f" between two trials; {done}"
+        else:
+            where = f", trial {sweep.stopped_trial} recorded as failed; {done}"
         if isinstance(stop, TrainingStopped):
             name, exit_code = stop.signal_name, stop.exit_code
         else:
-            number = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+            number = signal.SIGINT if type(stop) is KeyboardInterrupt else signal.SIGTERM
             name, exit_code = number.name, 128 + number
-        sys.stderr.write(f"{name} stopped the sweep, the running trial recorded as failed{done}. "
-                         f"Continue with: {resume}\n")  # fmt: skip
+        sys.stderr.write(f"{name} stopped the sweep{where}. Continue with: {resume}\n")
         sys.exit(exit_code)
     except ONE_LINE_ERRORS as error:
         line, exit_code = one_line(error, command_line)
         sys.stderr.write(f"{line}\n")
         sys.exit(exit_code)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,7 +2,6 @@
 pruned on ``acc/val`` by Optuna, until the study holds the number of trials asked for."""
 
 import shlex
-import signal
 import time
 from pathlib import Path
 from typing import Optional
@@ -17,8 +16,9 @@ from tqdm import tqdm
 
 from lit_mnist.callbacks import RunSummary
 from lit_mnist.cli import LitMNISTCLI
-from lit_mnist.errors import TrainingDiverged, UserError
+from lit_mnist.errors import TrainingDiverged, TrainingStopped, UserError
 from lit_mnist.runs import runs_folder
+from lit_mnist.stopping import signals_stop_training
 from lit_mnist.sweep.space import Space
 from lit_mnist.sweep.tensorboard import write_study_run, write_trial_row
 
@@ -104,10 +104,11 @@ def described(params: dict) -> str:
 
 
 class Terminated(KeyboardInterrupt):
-    """SIGTERM between two trials' training, stopping the sweep as Ctrl-C does."""
+    """SIGTERM outside a trial's training, stopping the sweep as Ctrl-C does."""
 
 
-def _terminated(number: int, frame: object) -> None:
+def raise_terminated(number: int, frame: object) -> None:
+    """The sweep's SIGTERM handler (a trial's training has its own, see ``SignalStop``)."""
     raise Terminated()
 
 
@@ -124,13 +125,13 @@ class Sweep:
         self.trials, self.folder = trials, folder
         self.runs = runs_folder(base.config)
         self.last_number = -1  # the trial this worker ran last
+        self.stopped_trial: Optional[int] = None  # the trial that Ctrl-C or SIGTERM stopped, if one was running
 
     def done(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=DONE))
 
     def run(self) -> None:
-        """Trials until the study has its number; SIGTERM stops it as Ctrl-C does, between trials too."""
-        previous = signal.signal(signal.SIGTERM, _terminated)
+        """Trials until the study has its number."""
         bar = tqdm(total=self.trials, initial=min(self.done(), self.trials), desc="Trials", unit="trial")
         failures = 0
         try:
@@ -154,7 +155,6 @@ class Sweep:
                                     "configuration and the space")  # fmt: skip
         finally:
             bar.close()
-            signal.signal(signal.SIGTERM, previous)
 
     def _running(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)))
@@ -167,7 +167,8 @@ class Sweep:
     def objective(self, trial: optuna.Trial) -> float:
         try:
             return self._trial(trial)
-        except BaseException as error:  # Ctrl-C, SIGTERM: Optuna records the trial as failed
+        except (KeyboardInterrupt, TrainingStopped, SIGTERMException) as error:  # Optuna records the trial as failed
+            self.stopped_trial = trial.number
             if "failure" not in trial.user_attrs:
                 trial.set_user_attr("failure", f"stopped: {type(error).__name__} {error}".strip())
             if isinstance(error, SIGTERMException):  # Lightning's own SIGTERM handling, outside the training steps
@@ -236,7 +237,8 @@ class Sweep:
             cli = LitMNISTCLI(args=self.trial_args(options, best.number), run=False)
             # The trial's config.yaml is written already: the test adds its figures to the trial's run, no more.
             cli.trainer.callbacks = [c for c in cli.trainer.callbacks if not isinstance(c, SaveConfigCallback)]
-            test = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint), verbose=False)
+            with signals_stop_training(cli.trainer):  # Lightning's own Ctrl-C handling would exit with no line
+                test = cli.trainer.test(cli.model, datamodule=cli.datamodule, ckpt_path=str(checkpoint), verbose=False)
             self.study.set_user_attr(key, test[0]["acc/test"])
         tested = self.study.user_attrs.get(key)
         tested = f"acc/test {tested:.4f}" if tested is not None else "acc/test on the machine that ran it"
