@@ -2,6 +2,7 @@
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import torch
@@ -99,3 +100,18 @@ class PrunedAfterASignal(Callback):
 
             os.kill(os.getpid(), self.number)
             raise optuna.TrialPruned()
+
+
+class WaitForWorkers(Callback):
+    """Holds each sweep worker's first trial as its training starts until ``workers`` workers have got that far
+    (each leaves a file in ``folder``), so that a worker that starts late still finds trials to run."""
+
+    def __init__(self, folder: str, workers: int = 2, timeout: float = 120) -> None:
+        self.folder, self.workers, self.timeout = Path(folder), workers, timeout
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        (self.folder / f"started-{os.getpid()}").touch()
+        deadline = time.monotonic() + self.timeout
+        while len(list(self.folder.glob("started-*"))) < self.workers:
+            assert time.monotonic() < deadline, f"the other workers did not start within {self.timeout} s"
+            time.sleep(0.05)

@@ -1,6 +1,5 @@
 """`python -m lit_mnist sweep`: Optuna studies of fit, on the embedded store and on a real PostgreSQL server."""
 
-import contextlib
 import os
 import re
 import shutil
@@ -151,16 +150,6 @@ def test_a_trials_figures_do_not_depend_on_the_trials_before_it(work):
         for trial in study_of(work, "two", f"sqlite:///{work / 'two.db'}").trials
     }
     assert study_of(work, "one").trials[0].value == values[0.01]
-
-
-def wait_for_line(process: subprocess.Popen, pattern: re.Pattern, seconds: float) -> str:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if pattern.search(line):
-            return line
-        assert line or process.poll() is None, "the sweep ended before the line came"
-    raise AssertionError(f"no line matching {pattern.pattern} within {seconds} s")
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
@@ -314,7 +303,8 @@ def postgres() -> str:
 
 def test_two_workers_share_one_study_in_postgresql(work, postgres):
     command = sweep_command(work / "data", work / "space.yaml", "--trials", "6", "--study_name", "shared",
-                            "--storage", postgres)  # fmt: skip
+                            "--storage", postgres, "--trainer.callbacks+=tests.helpers.WaitForWorkers",
+                            f"--trainer.callbacks.folder={work}")  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     workers = []
     for name in ("one", "two"):  # two machines: each its own folder
@@ -325,7 +315,7 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
     numbers = [
         [int(TRIAL_LINE.match(line)[1]) for line in out.splitlines() if TRIAL_LINE.match(line)] for out, _ in outputs
     ]
-    assert all(numbers), f"each worker ran some trials: {numbers}"
+    assert all(numbers), f"each worker ran some trials: {numbers}; {outputs}"
     study = optuna.load_study(study_name="shared", storage=postgres)
     assert len(done(study)) == 6
     assert sorted(numbers[0] + numbers[1]) == sorted(trial.number for trial in done(study))
@@ -333,25 +323,13 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
 
 
 def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, postgres):
-    # The first trial of 2,000 steps: long enough to be killed in the middle of it.
     command = sweep_command(work / "data", work / "space.yaml", "--trials", "3", "--study_name", "killed",
                             "--storage", postgres)  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    process = subprocess.Popen(in_a_process([*command, "--trainer.max_steps", "2000"]), cwd=work,
-                               stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)  # fmt: skip
-    try:
-        wait_for_line(process, re.compile(r"^Study killed: 0 of 3 trials done"), 120)
-        deadline = time.monotonic() + 120
-        study = optuna.load_study(study_name="killed", storage=postgres)
-        while not study.get_trials(states=(optuna.trial.TrialState.RUNNING,)):
-            assert time.monotonic() < deadline, "no trial started"
-            time.sleep(0.5)
-        time.sleep(3)  # into its training
-        process.kill()  # SIGKILL: no cleanup, the trial stays "running" in the database
-        process.wait(timeout=30)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            process.kill()
+    # SIGKILL in the middle of the first trial's training: no cleanup, the trial stays "running" in the database.
+    killed = run_in_subprocess(*command, "--trainer.callbacks+=tests.helpers.KillAtStep", "--trainer.callbacks.step=3",
+                               cwd=work)  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    study = optuna.load_study(study_name="killed", storage=postgres)
     assert [trial.state.name for trial in study.get_trials()] == ["RUNNING"]
     result = sweep(work, *command)  # the same study, continued with short trials
     assert result.returncode == 0, result.stderr
