@@ -349,37 +349,35 @@ class FakeTrial:
         self.user_attrs[key] = value
 
 
+def sweep_whose_trials_raise(error: BaseException):
+    """A Sweep whose every trial raises ``error``: nothing of a real study is needed to see what objective() does."""
+    from lit_mnist.sweep.study import Sweep
+
+    class Raising(Sweep):
+        def __init__(self) -> None:
+            self.stopped_trial = None
+
+        def _trial(self, trial):
+            raise error
+
+    return Raising()
+
+
 def test_lightnings_own_sigterm_in_a_trial_stops_the_sweep_as_a_sigterm_does():
     """Outside the training steps (a validation, the sanity check) Lightning's own SIGTERM handling raises its
     SIGTERMException; the sweep takes it for the SIGTERM it is, and the trial is recorded as stopped."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
 
-    from lit_mnist.sweep.study import Sweep, Terminated
+    from lit_mnist.sweep.study import Terminated
 
-    class Interrupted(Sweep):
-        def __init__(self):  # nothing of a real study is needed to see what objective() raises
-            pass
-
-        def _trial(self, trial):
-            raise SIGTERMException()
-
-    trial, sweep = FakeTrial(7), Interrupted()
+    trial, sweep = FakeTrial(7), sweep_whose_trials_raise(SIGTERMException())
     with pytest.raises(Terminated):
         sweep.objective(trial)
     assert trial.user_attrs["failure"].startswith("stopped: SIGTERMException") and sweep.stopped_trial == 7
 
 
 def test_a_pruned_trial_is_not_taken_for_a_stopped_one():
-    from lit_mnist.sweep.study import Sweep
-
-    class Pruned(Sweep):
-        def __init__(self):
-            self.stopped_trial = None
-
-        def _trial(self, trial):
-            raise optuna.TrialPruned("pruned at epoch 1")
-
-    trial, sweep = FakeTrial(3), Pruned()
+    trial, sweep = FakeTrial(3), sweep_whose_trials_raise(optuna.TrialPruned("pruned at epoch 1"))
     with pytest.raises(optuna.TrialPruned):
         sweep.objective(trial)
     assert "failure" not in trial.user_attrs and sweep.stopped_trial is None
