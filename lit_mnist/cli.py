@@ -7,6 +7,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Literal, Optional
 
+import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 from lightning.pytorch import Callback
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ProgressBar
@@ -225,3 +226,7 @@ def main(args: Optional[list[str]] = None) -> None:
         line, exit_code = one_line(error, command_line)
         sys.stderr.write(f"{line}\n")
         sys.exit(exit_code)
+    # torch asks each process to destroy its process group before it exits. Lightning does so for NCCL only, and a
+    # gloo group left to the interpreter's teardown can abort or hang the process (pytorch/pytorch#190489).
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()

@@ -171,15 +171,26 @@ def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def finish_all(processes: list[subprocess.Popen], timeout: float = 300) -> list[tuple[str, str]]:
-    """Wait for processes started together (two machines, two workers), each within ``timeout``; their outputs, after
-    checking that each ended well. A process still running when the test ends is killed."""
+    """Wait for processes started together (two machines, two workers), all within ``timeout``; their outputs, after
+    checking that each ended well. If one is still running then, all are killed and the failure shows each one's
+    output, since a hang of one often starts in another."""
+    deadline = time.monotonic() + timeout
     outputs = []
-    for process in processes:
-        try:
-            outputs.append(process.communicate(timeout=timeout))
-        finally:
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=max(0.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+        for process in processes:
             process.kill()
-        assert process.returncode == 0, outputs[-1][1][-3000:]
+        outputs += [process.communicate() for process in processes[len(outputs) :]]
+        ends = "\n".join(f"--- process {n}, exit {p.returncode}:\n{out[-1500:]}\n{err[-1500:]}"
+                         for n, (p, (out, err)) in enumerate(zip(processes, outputs)))  # fmt: skip
+        pytest.fail(f"still running after {timeout} s:\n{ends}")
+    finally:
+        for process in processes:
+            process.kill()
+    for process, (_, stderr) in zip(processes, outputs):
+        assert process.returncode == 0, stderr[-3000:]
     return outputs
 
 

@@ -1,5 +1,6 @@
 """Callbacks that tests add to real CLI runs with ``--trainer.callbacks+=tests.helpers.NAME``."""
 
+import atexit
 import os
 import signal
 import time
@@ -115,3 +116,15 @@ class WaitForWorkers(Callback):
         while len(list(self.folder.glob("started-*"))) < self.workers:
             assert time.monotonic() < deadline, f"the other workers did not start within {self.timeout} s"
             time.sleep(0.05)
+
+
+class ProcessGroupAtExit(Callback):
+    """Prints, as its process exits, whether the distributed process group was still alive then (torch asks each
+    process to destroy it before exit: a gloo group left to the interpreter's teardown can abort or hang it)."""
+
+    def __init__(self) -> None:
+        atexit.register(self.report)
+
+    @staticmethod
+    def report() -> None:
+        print(f"process group alive at exit: {torch.distributed.is_initialized()}", flush=True)

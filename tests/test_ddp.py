@@ -42,7 +42,8 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     single_dir.mkdir()
     ddp_dir.mkdir()
     single = fit(tiny_data, single_dir, "--trainer.devices", "1")
-    ddp = fit(tiny_data, ddp_dir, "--trainer.strategy", "ddp", "--trainer.devices", "2")
+    ddp = fit(tiny_data, ddp_dir, "--trainer.strategy", "ddp", "--trainer.devices", "2",
+              "--trainer.callbacks+=tests.helpers.ProcessGroupAtExit")  # fmt: skip
 
     # Rank 0 alone writes: one run folder, one config, one set of checkpoints, one printed result.
     runs = list((ddp_dir / "lightning_logs").iterdir())
@@ -51,6 +52,8 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     assert len(list((runs[0] / "checkpoints").glob("best-*.ckpt"))) == 1
     assert (runs[0] / "config.yaml").is_file()
     assert ddp.stdout.count("acc/test") == 1
+    # Each process destroyed its process group before it exited, as torch asks.
+    assert ddp.stdout.count("process group alive at exit: False") == 2, ddp.stdout
 
     # Each process took half of every global batch of 100 and DDP averaged the gradients: the same steps.
     single_state, ddp_state = last_checkpoint(single_dir), last_checkpoint(ddp_dir)
