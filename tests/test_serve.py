@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -339,10 +340,11 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
 
 
 def draw_digit(page, digit: int) -> None:
-    """Draw one of DRAWN and wait for the page to show that digit as its guess."""
+    """Draw one of DRAWN and wait for the page to show that digit as the finished drawing's guess."""
     draw(page, DRAWN[digit])
     page.wait_for_function(
-        "digit => document.querySelector('[data-testid=prediction]').textContent === String(digit)",
+        "digit => document.querySelector('[data-testid=answer]').ariaBusy === 'false' &&"
+        " document.querySelector('[data-testid=prediction]').textContent === String(digit)",
         arg=digit, timeout=30_000,
     )  # fmt: skip
 
@@ -358,10 +360,43 @@ def shown(page) -> tuple[str, list[float], list[bool]]:
     )
 
 
+def test_the_answer_is_marked_busy_until_the_latest_pictures_guess_is_shown(server, browser):
+    """While the guess for the picture as it now is has not come back, the answer panel says aria-busy: a screen
+    reader (and a test) then waits, rather than reading the bars half way through an update."""
+    page = browser.new_page()
+    held, let_through = [], threading.Event()  # the page's requests for a guess wait until the test lets them go
+    page.route("**/predict", lambda route: route.continue_() if let_through.is_set() else held.append(route))
+    try:
+        page.goto(server.url)
+        answer = page.get_by_test_id("answer")
+        assert answer.get_attribute("aria-busy") == "false"
+        for strokes in (DRAWN[1], DRAWN[7]):  # two pictures: the second stroke changes the first
+            with page.expect_request("**/predict", timeout=30_000):
+                draw(page, strokes)
+        assert answer.get_attribute("aria-busy") == "true"
+        assert page.get_by_test_id("prediction").inner_text() == "–"
+        let_through.set()
+        for route in held:
+            route.continue_()
+        page.wait_for_function("() => document.querySelector('[data-testid=answer]').ariaBusy === 'false'",
+                               timeout=30_000)  # fmt: skip
+        canvas = page.evaluate("document.querySelector('[data-testid=canvas]').toDataURL('image/png')")
+        latest = server.predict(base64.b64decode(canvas.split(",", 1)[1]))
+        prediction, probabilities, _ = shown(page)
+        assert prediction == str(latest["digit"])
+        assert max(abs(a - b) for a, b in zip(latest["probabilities"], probabilities)) < 1e-5
+        page.get_by_test_id("clear").click()
+        assert answer.get_attribute("aria-busy") == "false"
+    finally:
+        page.close()
+
+
 def wait_for_guess(page, not_this: str = "–") -> None:
     page.wait_for_function(
-        "text => document.querySelector('[data-testid=prediction]').textContent !== text", arg=not_this, timeout=30_000
-    )
+        "text => document.querySelector('[data-testid=answer]').ariaBusy === 'false' &&"
+        " document.querySelector('[data-testid=prediction]').textContent !== text",
+        arg=not_this, timeout=30_000,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ const prediction = document.getElementById("prediction");
 const preview = document.getElementById("preview");
 const errorLine = document.getElementById("error");
 const upload = document.getElementById("upload");
+const answer = document.getElementById("answer");
 const bars = [];
 
 for (let digit = 0; digit < 10; digit++) {
@@ -65,35 +66,45 @@ function endStroke() {
   scheduleGuess(0);
 }
 
+// Busy from the moment the picture changes until its guess is shown: a screen reader then reads one whole answer,
+// not bars half way between two.
+function setBusy(busy) {
+  answer.setAttribute("aria-busy", String(busy));
+}
+
 function scheduleGuess(delay = GUESS_DELAY_MS) {
+  setBusy(true);
   clearTimeout(pendingGuess);
   pendingGuess = setTimeout(() => {
     if (hasInk) guess(canvas.toDataURL("image/png"));
+    else setBusy(false);
   }, delay);
 }
 
 async function guess(dataUrl) {
   const request = ++latestRequest;
+  setBusy(true);
   const image = dataUrl.slice(dataUrl.indexOf(",") + 1);
-  let answer;
+  let response;
   let body;
   try {
-    answer = await fetch("/predict", {
+    response = await fetch("/predict", {
       method: "POST",
       headers: {"Content-Type": "application/json"},
       body: JSON.stringify({image}),
     });
-    body = await answer.json();
+    body = await response.json();
   } catch (error) {
     if (request === latestRequest) showError("The server did not answer: is it still running?");
     return;
   }
   if (request !== latestRequest) return;
-  if (!answer.ok) {
-    showError(body.detail || "The server refused the picture (" + answer.status + ")");
+  if (!response.ok) {
+    showError(body.detail || "The server refused the picture (" + response.status + ")");
     return;
   }
   show(body);
+  setBusy(false);
 }
 
 function show({digit, probabilities, preview: png}) {
@@ -112,6 +123,7 @@ function show({digit, probabilities, preview: png}) {
 function reset() {
   latestRequest++;
   clearTimeout(pendingGuess);
+  setBusy(false);
   prediction.textContent = "–";
   errorLine.textContent = "";
   preview.removeAttribute("src");
