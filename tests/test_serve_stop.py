@@ -15,6 +15,8 @@ import select
 import signal
 import socket
 import subprocess
+import sys
+import textwrap
 import threading
 import time
 import urllib.error
@@ -23,7 +25,7 @@ import urllib.request
 import pytest
 from PIL import Image
 
-from tests.conftest import free_port
+from tests.conftest import REPO, free_port
 from tests.test_serve import (
     START_SECONDS,
     assert_no_process_left,
@@ -233,3 +235,24 @@ def test_a_ctrl_c_while_the_worker_process_is_launched_is_not_lost(monkeypatch):
     finally:
         signal.signal(signal.SIGINT, previous)
     assert heard == [signal.SIGINT]
+
+
+def test_a_signal_while_the_main_thread_holds_the_stop_events_lock_still_asks_for_the_stop():
+    """A handler runs in the main thread between two of its bytecodes, so also while that thread holds the lock of
+    the event the handler would set, as it does for a moment in each of the start-up's waits on it. Setting the
+    event from the handler then waited for that lock for ever, and the server never stopped (4 processes left)."""
+    code = textwrap.dedent("""
+        import os, signal, threading
+        from lit_mnist.serving.server import signals_ask_to_stop
+        stop = threading.Event()
+        with signals_ask_to_stop(stop):
+            with stop._cond:  # private: the lock that Event.wait holds for a moment
+                os.kill(os.getpid(), signal.SIGTERM)
+            print("asked to stop:", stop.wait(timeout=30))
+    """)
+    try:
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})  # fmt: skip
+    except subprocess.TimeoutExpired:
+        pytest.fail("the signal's handler waited for the lock that the main thread held: a deadlock")
+    assert result.stdout == "asked to stop: True\n", result.stderr

@@ -1,5 +1,6 @@
 """``python -m lit_mnist serve``: the draw-a-digit page and the HTTP API on one LitServe server."""
 
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -8,6 +9,7 @@ import socket
 import threading
 import time
 import urllib.request
+from collections.abc import Iterator
 from importlib import resources
 from multiprocessing import resource_tracker
 from typing import Any, Optional
@@ -156,38 +158,63 @@ def serve(server: DigitServer, host: str, port: int, access_log: bool = False) -
     local = "[::1]" if host == "::" else "127.0.0.1"
     stopping, printing = server.watch.stopping, threading.Lock()
     threading.Thread(target=_announce_when_ready, args=(host, local, port, stopping, printing), daemon=True).start()
-
-    def stop(signum: int, frame: Any) -> None:
-        # SIGTERM (docker stop, systemd, kill) stops the server as Ctrl-C does, workers included. It only asks for
-        # the stop, so a second signal changes nothing.
-        stopping.set()
-        server.stop_requested.set()
-
     global _serving
-    previous = {number: signal.signal(number, stop) for number in (signal.SIGINT, signal.SIGTERM)}
     _serving = True
-    try:
-        server.run(
-            host=host,
-            port=port,
-            num_api_servers=1,
-            log_level="warning",  # uvicorn's start-up lines name 0.0.0.0 whatever the host: the address is ours
-            generate_client_file=False,  # LitServe would write client.py into the current folder
-            access_log=access_log,
-        )
-    except StoppedWhileStarting:
-        pass
-    finally:
-        stopping.set()
-        _stop_children()  # those LitServe had not yet handed its shutdown, if the signal came while it started them
-        _serving = False
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    # SIGTERM (docker stop, systemd, kill) stops the server as Ctrl-C does, workers included.
+    with signals_ask_to_stop(stopping, server.stop_requested):
+        try:
+            server.run(
+                host=host,
+                port=port,
+                num_api_servers=1,
+                log_level="warning",  # uvicorn's start-up lines name 0.0.0.0 whatever the host: the address is ours
+                generate_client_file=False,  # LitServe would write client.py into the current folder
+                access_log=access_log,
+            )
+        except StoppedWhileStarting:
+            pass
+        finally:
+            stopping.set()
+            _stop_children()  # those LitServe had not yet handed its shutdown, if the signal came while it started them
+            _serving = False
     with printing:
         print("Server stopped.", flush=True)
     died = server.watch.died
     if died is not None:
         raise ServerFailed(f"the inference worker stopped unexpectedly (exit code {died.exitcode}), so the server did")
+
+
+@contextlib.contextmanager
+def signals_ask_to_stop(*events: threading.Event) -> Iterator[None]:
+    """While the block runs, Ctrl-C and SIGTERM set ``events``: they only ask for the stop, so a second signal
+    changes nothing.
+
+    A handler runs in the main thread between two of its bytecodes, so possibly while that thread holds the lock of
+    one of the events (as it does for a moment in each wait on it); setting the event there would wait for ever.
+    So the handler only writes to a pipe, and a thread of its own sets the events.
+    """
+    read_end, write_end = os.pipe()
+
+    def set_events() -> None:
+        while os.read(read_end, 1) == b"s":  # b"e" once the block has ended
+            for event in events:
+                event.set()
+
+    def ask_to_stop(signum: int, frame: Any) -> None:
+        os.write(write_end, b"s")
+
+    setter = threading.Thread(target=set_events, daemon=True)
+    setter.start()
+    previous = {number: signal.signal(number, ask_to_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        os.write(write_end, b"e")
+        setter.join()
+        os.close(read_end)
+        os.close(write_end)
 
 
 def _stop_children() -> None:
