@@ -339,12 +339,15 @@ def draw(page, strokes: list[list[tuple[float, float]]]) -> None:
         page.mouse.up()
 
 
+# JavaScript: the page shows the whole answer for the picture as it now is (see the page's aria-busy).
+SETTLED = "document.querySelector('[data-testid=answer]').ariaBusy === 'false'"
+
+
 def draw_digit(page, digit: int) -> None:
     """Draw one of DRAWN and wait for the page to show that digit as the finished drawing's guess."""
     draw(page, DRAWN[digit])
     page.wait_for_function(
-        "digit => document.querySelector('[data-testid=answer]').ariaBusy === 'false' &&"
-        " document.querySelector('[data-testid=prediction]').textContent === String(digit)",
+        f"digit => {SETTLED} && document.querySelector('[data-testid=prediction]').textContent === String(digit)",
         arg=digit, timeout=30_000,
     )  # fmt: skip
 
@@ -378,8 +381,7 @@ def test_the_answer_is_marked_busy_until_the_latest_pictures_guess_is_shown(serv
         let_through.set()
         for route in held:
             route.continue_()
-        page.wait_for_function("() => document.querySelector('[data-testid=answer]').ariaBusy === 'false'",
-                               timeout=30_000)  # fmt: skip
+        page.wait_for_function(f"() => {SETTLED}", timeout=30_000)
         canvas = page.evaluate("document.querySelector('[data-testid=canvas]').toDataURL('image/png')")
         latest = server.predict(base64.b64decode(canvas.split(",", 1)[1]))
         prediction, probabilities, _ = shown(page)
@@ -393,8 +395,7 @@ def test_the_answer_is_marked_busy_until_the_latest_pictures_guess_is_shown(serv
 
 def wait_for_guess(page, not_this: str = "–") -> None:
     page.wait_for_function(
-        "text => document.querySelector('[data-testid=answer]').ariaBusy === 'false' &&"
-        " document.querySelector('[data-testid=prediction]').textContent !== text",
+        f"text => {SETTLED} && document.querySelector('[data-testid=prediction]').textContent !== text",
         arg=not_this, timeout=30_000,
     )  # fmt: skip
 
