@@ -109,8 +109,11 @@ def test_the_resumed_run_tells_tensorboard_to_drop_what_the_killed_one_logged_af
     assert killed.returncode == -signal.SIGKILL
     resumed = run_in_process(*args, "--ckpt_path", "last", "--trainer.log_every_n_steps", "1", cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr
-    # Event file names start with their creation time: the killed run's comes first.
-    killed_file, *resumed_files = sorted(first_run(tmp_path).glob("events.out.tfevents.*"))
+    # An event file's name ends with its process's id and a counter. The resumed run ran in this process; the names'
+    # times are whole seconds, so when both runs start within one they do not tell which came first.
+    event_files = list(first_run(tmp_path).glob("events.out.tfevents.*"))
+    resumed_files = [path for path in event_files if path.name.split(".")[-2] == str(os.getpid())]
+    (killed_file,) = set(event_files) - set(resumed_files)
     logged_by_killed_run = [
         event.step for event in EventFileLoader(str(killed_file)).Load() for value in event.summary.value
         if value.tag == "loss/train"
