@@ -53,3 +53,28 @@ def test_the_readmes_onnxruntime_example_reads_a_digit(checkpoint, tmp_path, mon
     with torch.no_grad():
         expected = int(model(images[None].float() / 255).argmax())
     assert capsys.readouterr().out == f"digit: {expected}\n"
+
+
+def test_a_batch_norm_network_exports_as_the_posts_three_layers(tmp_path):
+    import onnx
+
+    from lit_mnist.serving.onnx_export import export_onnx
+
+    def exported_graph(model: MNISTClassifier, name: str) -> tuple[list[str], list[tuple[int, ...]]]:
+        export_onnx(model, tmp_path / name)
+        graph = onnx.load(str(tmp_path / name)).graph
+        return [node.op_type for node in graph.node], [tuple(weights.dims) for weights in graph.initializer]
+
+    torch.manual_seed(0)
+    model = MNISTClassifier(init="kaiming", batch_norm=True)
+    model(torch.rand(64, 1, 28, 28))  # running statistics away from their start
+    operations, shapes = exported_graph(model, "digits.onnx")
+    plain_operations, _ = exported_graph(MNISTClassifier(init="kaiming"), "plain.onnx")
+    assert operations == plain_operations and "Gemm" in operations
+    assert [shape for shape in shapes if len(shape) == 2] == [(500, 784), (500, 500), (10, 500)]
+    session = onnxruntime.InferenceSession(str(tmp_path / "digits.onnx"))
+    pixels = torch.rand(5, 1, 28, 28)
+    (exported,) = session.run(["logits"], {"images": pixels.numpy()})
+    with torch.no_grad():
+        assert (torch.from_numpy(exported) - model.eval()(pixels)).abs().max() <= 1e-4
+    assert len(model.network) == 7  # the exported copy was folded, not the model

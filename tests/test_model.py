@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.data.images import to_model_input
-from lit_mnist.model import MNISTClassifier
+from lit_mnist.model import MNISTClassifier, fold_batch_norm
 from lit_mnist.trainer import Trainer
 
 
@@ -50,6 +50,32 @@ def test_relu_between_layers_and_logits_at_the_end():
     assert names == ["layer1", "relu1", "layer2", "relu2", "layer3"]
     names = [name for name, _ in MNISTClassifier(dropout=0.5).network.named_children()]
     assert names == ["layer1", "relu1", "dropout1", "layer2", "relu2", "dropout2", "layer3"]
+    names = [name for name, _ in MNISTClassifier(batch_norm=True).network.named_children()]
+    assert names == ["layer1", "norm1", "relu1", "layer2", "norm2", "relu2", "layer3"]
+
+
+def test_batch_norm_folds_into_the_posts_network_with_the_same_outputs():
+    torch.manual_seed(0)
+    model = MNISTClassifier(init="kaiming", batch_norm=True)
+    for _ in range(3):  # running statistics and affine parameters away from their identity start
+        model(torch.rand(64, 1, 28, 28))
+    for norm in (model.network.norm1, model.network.norm2):
+        torch.nn.init.uniform_(norm.weight, 0.5, 2.0)
+        torch.nn.init.uniform_(norm.bias, -1.0, 1.0)
+    model.eval()
+    folded = fold_batch_norm(model.network)
+    assert [name for name, _ in folded.named_children()] == ["layer1", "relu1", "layer2", "relu2", "layer3"]
+    plain = MNISTClassifier().network
+    assert sum(p.numel() for p in folded.parameters()) == sum(p.numel() for p in plain.parameters()) == 648_010
+    images = torch.rand(16, 784)
+    with torch.no_grad():
+        assert torch.allclose(folded(images), model.network(images), atol=1e-4)
+    assert len(model.network) == 7  # the model itself keeps its BatchNorm layers
+
+
+def test_fold_batch_norm_needs_eval_mode():
+    with pytest.raises(ValueError, match="eval"):
+        fold_batch_norm(MNISTClassifier(batch_norm=True).network)
 
 
 def test_sgd_at_the_configured_learning_rate():

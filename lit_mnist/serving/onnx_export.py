@@ -1,19 +1,20 @@
 """The network as an ONNX file, for ONNX Runtime and any other ONNX consumer."""
 
+import copy
 import os
 import tempfile
 from pathlib import Path
 
 import torch
-from lightning.pytorch import LightningModule
 
 from lit_mnist.data.mnist_files import IMAGE_SIZE
 from lit_mnist.errors import UserError
+from lit_mnist.model import MNISTClassifier, fold_batch_norm
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 
 
-def export_onnx(model: LightningModule, output: Path) -> None:
+def export_onnx(model: MNISTClassifier, output: Path) -> None:
     """Writes ``model``'s forward to ``output`` as ONNX: input ``images``, float32 (N, 1, 28, 28) with pixels in
     [0, 1] and any N; output ``logits`` (N, 10). An existing file is never replaced.
     """
@@ -21,7 +22,8 @@ def export_onnx(model: LightningModule, output: Path) -> None:
         raise UserError(f"--output {output} exists already: give a new file name, or remove it first")
     if not output.parent.is_dir():
         raise UserError(f"--output {output}: no folder {output.parent}")
-    model = model.cpu().eval()
+    model = copy.deepcopy(model).cpu().eval()
+    model.network = fold_batch_norm(model.network)  # the Linear layers and ReLUs alone, however they were trained
     example = torch.rand(2, 1, IMAGE_SIZE, IMAGE_SIZE)
     program = torch.onnx.export(
         model,
