@@ -64,12 +64,13 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1 / 200)  # at most one of the 200 test images differs
 
 
-# Dropout and augmentation both draw random numbers while training; last.ckpt is saved every 7 steps.
+# Dropout and augmentation both draw random numbers while training, and BatchNorm keeps running statistics;
+# last.ckpt is saved every 7 steps.
 # fmt: off
 RANDOM_ARGS = [
-    "--model.hidden_sizes", "[32]", "--model.dropout", "0.2", "--model.init", "kaiming", "--model.optimizer", "adamw",
-    "--model.learning_rate", "0.01", "--data.max_rotation", "10", "--data.max_shift", "0.1",
-    "--data.elastic_alpha", "10", "--data.val_size", "100", "--trainer.max_steps", "21",
+    "--model.hidden_sizes", "[32]", "--model.dropout", "0.2", "--model.batch_norm", "true", "--model.init", "kaiming",
+    "--model.optimizer", "adamw", "--model.learning_rate", "0.01", "--data.max_rotation", "10",
+    "--data.max_shift", "0.1", "--data.elastic_alpha", "10", "--data.val_size", "100", "--trainer.max_steps", "21",
     "--trainer.enable_progress_bar", "false", "--trainer.accelerator", "cpu", "--trainer.strategy", "ddp",
     "--trainer.devices", "2", "--checkpoint.save_last", "false", "--last_checkpoint.every_n_train_steps", "7",
 ]

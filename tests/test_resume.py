@@ -19,15 +19,17 @@ from tests.conftest import REPO, first_run, last_checkpoint, run_in_process, run
 pytestmark = pytest.mark.slow
 
 # Everything that draws random numbers or carries state is on: shuffling, dropout, affine and elastic augmentation,
-# AdamW's moments and a one-cycle schedule. A small network keeps the steps quick; last.ckpt is refreshed every 11
-# steps only (5 batches an epoch), so most saves, and the one the kill leaves behind, fall mid-epoch.
+# BatchNorm's running statistics, AdamW's moments and a one-cycle schedule. A small network keeps the steps quick;
+# last.ckpt is refreshed every 11 steps only (5 batches an epoch), so most saves, and the one the kill leaves behind,
+# fall mid-epoch.
 EVERY = 11
 STEPS = EVERY * 60
 KILL_AT, KILL_SAVED = EVERY * 2 + 5, EVERY * 2
 # fmt: off
 RUN_ARGS = [
     "--model.hidden_sizes", "[32, 32]", "--model.init", "kaiming", "--model.dropout", "0.2",
-    "--model.optimizer", "adamw", "--model.learning_rate", "0.01", "--model.lr_schedule", "onecycle",
+    "--model.batch_norm", "true", "--model.optimizer", "adamw", "--model.learning_rate", "0.01",
+    "--model.lr_schedule", "onecycle",
     "--data.max_rotation", "10", "--data.max_shift", "0.1", "--data.max_scale", "0.1", "--data.elastic_alpha", "10",
     "--data.val_size", "100", "--trainer.max_steps", str(STEPS), "--trainer.enable_progress_bar", "false",
     "--trainer.accelerator", "cpu",
