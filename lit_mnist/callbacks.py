@@ -111,6 +111,18 @@ class FinalValidation(Callback):
             trainer.should_stop = True
 
 
+class FinalCheckpoint(Callback):
+    """Saves ``last.ckpt`` when training ends, so that it holds the network the run ended with.
+
+    Lightning's ModelCheckpoint refreshes ``last.ckpt`` only beside a new best checkpoint and every N steps
+    (--last_checkpoint), so a run whose last validation was not its best would end with it up to N steps behind, and
+    test, export or serve on it would not see the network that fit reported on.
+    """
+
+    def on_train_end(self, trainer: Trainer, pl_module: LightningModule) -> None:
+        save_last_checkpoint(trainer)
+
+
 class RunSummary(Callback):
     """Prints the network's layers and parameter count, and the run's folder, as training starts."""
 

@@ -14,7 +14,13 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_mnist.callbacks import FinalValidation, LineEndingProgressBar, RNGStateCheckpoint, RunSummary
+from lit_mnist.callbacks import (
+    FinalCheckpoint,
+    FinalValidation,
+    LineEndingProgressBar,
+    RNGStateCheckpoint,
+    RunSummary,
+)
 from lit_mnist.checkpointing import AtomicCheckpointIO, read_checkpoint, with_data_options
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_failures, write_failure
@@ -39,7 +45,8 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 
 def persistent_callbacks() -> list[Callback]:
     """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process)."""
-    return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), RunSummary(), SignalStop()]
+    # FinalCheckpoint before SignalStop: a signal during the last validation stops a run whose last.ckpt is final.
+    return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), FinalCheckpoint(), RunSummary(), SignalStop()]
 
 
 # Two checkpoint callbacks refresh last.ckpt: the best model's after each validation, and the other between them, so
@@ -151,7 +158,7 @@ class LitMNISTCLI(LightningCLI):
         config = self._of_subcommand(self.config)
         if config.data.val_size == 0:
             # No validation digits: Lightning's own switch turns validation off, and with nothing to choose a best
-            # checkpoint by, last.ckpt (saved each epoch) is the run's model.
+            # checkpoint by, last.ckpt (saved at the end) is the run's model.
             config.trainer.limit_val_batches = 0
             if str(config.checkpoint.monitor).endswith("/val"):
                 config.checkpoint.monitor, config.checkpoint.save_top_k = None, 0
