@@ -49,8 +49,9 @@ def persistent_callbacks() -> list[Callback]:
     return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), FinalCheckpoint(), RunSummary(), SignalStop()]
 
 
-# Two checkpoint callbacks refresh last.ckpt: the best model's after each validation, and the other between them, so
-# that a crash loses at most every_n_train_steps steps. Each overwrites the file rather than adding last-v1.ckpt.
+# Two checkpoint callbacks refresh last.ckpt: the best model's beside each new best, and the other every
+# every_n_train_steps steps, so that a crash loses at most that many; FinalCheckpoint writes it when training ends.
+# Each overwrites the file rather than adding last-v1.ckpt.
 CHECKPOINT_DEFAULTS = {
     "checkpoint": {"monitor": "acc/val", "mode": "max", "save_last": True, "every_n_epochs": 1,
                    "filename": "best-step={step}-val_acc={acc/val:.4f}", "auto_insert_metric_name": False},
