@@ -42,6 +42,34 @@ def test_the_elastic_warp_moves_pixels_by_about_its_strength():
     assert strong.min() >= 0 and strong.max() <= 1
 
 
+def test_the_elastic_field_has_the_statistics_of_uniform_noise_blurred_by_a_gaussian():
+    from torch.nn import functional as F
+
+    from lit_mnist.data.augment import _smooth_noise
+
+    torch.manual_seed(0)
+    sigma, n = 4.0, 10_000
+    offsets = torch.arange(-27, 28, dtype=torch.float32)
+    kernel = torch.exp(-(offsets**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    noise = torch.empty(n, 1, 28, 28).uniform_(-1, 1)
+    blurred = F.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, 27))  # zero padding, as the warp's border
+    blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1), padding=(27, 0))
+    field = _smooth_noise(n, 28, 28, sigma, torch.device("cpu"), torch.float32)
+    assert field.shape == (n, 2, 28, 28)
+
+    # Covariances between a centre pixel, its neighbours at 1 and 4 pixels, an edge and a corner.
+    pixels = torch.tensor([14 * 28 + 14, 14 * 28 + 15, 18 * 28 + 14, 14 * 28 + 27, 0])
+
+    def covariance(images: torch.Tensor) -> torch.Tensor:
+        values = images.flatten(1)[:, pixels]
+        return values.T @ values / len(values)
+
+    expected = covariance(blurred[:, 0])
+    for axis in (0, 1):
+        assert torch.allclose(covariance(field[:, axis]), expected, atol=0.1 * expected[0, 0].item())
+
+
 def test_only_training_batches_are_augmented():
     from types import SimpleNamespace
 

@@ -1,5 +1,6 @@
 """Random distortions of a whole batch at once, a different one per image, resampled in a single grid_sample."""
 
+import functools
 import math
 
 import torch
@@ -42,7 +43,7 @@ def random_distortion(
     shift_x, shift_y = uniform(n, bound=2 * max_shift), uniform(n, bound=2 * max_shift)
     grid_x, grid_y = _affine_grid(cos, sin, -shift_x, -shift_y, height, width)
     if elastic_alpha > 0:
-        field = _smooth(uniform(n, 2, height, width, bound=1.0), elastic_sigma)
+        field = _smooth_noise(n, height, width, elastic_sigma, device, dtype)
         # Pixels to normalised units.
         grid_x = grid_x + field[:, 0] * (elastic_alpha * 2 / width)
         grid_y = grid_y + field[:, 1] * (elastic_alpha * 2 / height)
@@ -65,16 +66,26 @@ def _affine_grid(
     return cos * xs + sin * ys + shift_x.view(-1, 1, 1), cos * ys - sin * xs + shift_y.view(-1, 1, 1)
 
 
-def _smooth(images: Tensor, sigma: float) -> Tensor:
-    """Gaussian blur of (..., H, W) with zero padding, as two matrix products with banded Gaussian matrices.
+def _smooth_noise(n: int, height: int, width: int, sigma: float, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """(n, 2, H, W) random fields distributed as uniform noise in [-1, 1] blurred by a Gaussian of sigma pixels.
 
-    On a CPU this is several times faster than convolving (torchvision's gaussian_blur, or conv2d) at these sizes.
+    The blur is a matrix product on each side, blur(Z) = G Z G', and G = Q diag(s) Q' keeps few components: about 10
+    of 28 at sigma 4. So G Z G' = (Q s) (Q' Z Q) (Q s)', where Q' Z Q is again noise of Z's variance, 1/3 (Gaussian,
+    as sums of many uniforms are); drawing it only for the kept components makes the warp several times cheaper.
     """
-    height, width = images.shape[-2:]
+    rows = _blur_factor(height, sigma).to(device=device, dtype=dtype)
+    columns = _blur_factor(width, sigma).to(device=device, dtype=dtype)
+    noise = torch.randn(n, 2, rows.shape[1], columns.shape[1], device=device, dtype=dtype) / math.sqrt(3)
+    return rows @ noise @ columns.T
 
-    def gaussian_matrix(size: int) -> Tensor:
-        positions = torch.arange(size, device=images.device, dtype=images.dtype)
-        weights = torch.exp(-((positions[:, None] - positions[None, :]) ** 2) / (2 * sigma**2))
-        return weights / weights.sum(dim=1, keepdim=True).max()  # the kernel's sum: 1 in the middle of the image
 
-    return gaussian_matrix(height) @ images @ gaussian_matrix(width).T
+@functools.cache
+def _blur_factor(size: int, sigma: float, dropped: float = 1e-6) -> Tensor:
+    """Q s for the fewest of the blur's components that hold all but `dropped` of its variance, as (size, k)."""
+    positions = torch.arange(size, dtype=torch.float64)
+    weights = torch.exp(-((positions[:, None] - positions[None, :]) ** 2) / (2 * sigma**2))
+    blur = weights / weights.sum(dim=1, keepdim=True).max()  # zero padding: the kernel sums to 1 mid-image
+    strengths, components = torch.linalg.eigh(blur)  # ascending
+    variance = strengths.flip(0).square().cumsum(0)
+    keep = int((variance < (1 - dropped) * variance[-1]).sum()) + 1
+    return components[:, -keep:] * strengths[-keep:]
