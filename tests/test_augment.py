@@ -19,17 +19,15 @@ def test_each_image_gets_its_own_transform_and_keeps_a_black_background():
     assert torch.all(moved[:, :, 0, :] == 0)  # nothing is pulled in from outside the image
 
 
-def test_the_written_out_grid_is_torchs_affine_grid():
+def test_the_grid_is_torchs_affine_grid():
     from torch.nn import functional as F
 
     from lit_mnist.data.augment import _affine_grid
 
     torch.manual_seed(0)
-    cos, sin, shift_x, shift_y = torch.randn(4, 5)
-    theta = torch.stack([torch.stack([cos, sin, shift_x], 1), torch.stack([-sin, cos, shift_y], 1)], 1)
+    theta = torch.randn(5, 2, 3)
     expected = F.affine_grid(theta, [5, 1, 28, 20], align_corners=False)
-    grid_x, grid_y = _affine_grid(cos, sin, shift_x, shift_y, 28, 20)
-    assert torch.allclose(torch.stack([grid_x, grid_y], -1), expected, atol=1e-6)
+    assert torch.allclose(_affine_grid(theta, 28, 20).permute(0, 2, 3, 1), expected, atol=1e-6)
 
 
 def test_the_elastic_warp_moves_pixels_by_about_its_strength():
@@ -45,7 +43,7 @@ def test_the_elastic_warp_moves_pixels_by_about_its_strength():
 def test_the_elastic_field_has_the_statistics_of_uniform_noise_blurred_by_a_gaussian():
     from torch.nn import functional as F
 
-    from lit_mnist.data.augment import _smooth_noise
+    from lit_mnist.data.augment import _elastic_field
 
     torch.manual_seed(0)
     sigma, n = 4.0, 10_000
@@ -55,7 +53,8 @@ def test_the_elastic_field_has_the_statistics_of_uniform_noise_blurred_by_a_gaus
     noise = torch.empty(n, 1, 28, 28).uniform_(-1, 1)
     blurred = F.conv2d(noise, kernel.view(1, 1, 1, -1), padding=(0, 27))  # zero padding, as the warp's border
     blurred = F.conv2d(blurred, kernel.view(1, 1, -1, 1), padding=(27, 0))
-    field = _smooth_noise(n, 28, 28, sigma, torch.device("cpu"), torch.float32)
+    # A strength of half the width is one normalised unit.
+    field = _elastic_field(n, 28, 28, 14.0, sigma, torch.device("cpu"), torch.float32)
     assert field.shape == (n, 2, 28, 28)
 
     # Covariances between a centre pixel, its neighbours at 1 and 4 pixels, an edge and a corner.
