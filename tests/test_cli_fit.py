@@ -524,3 +524,19 @@ def test_each_tensorboard_extra_can_be_switched_off(tmp_path):
     assert sorted(tags["images"]) == ["test/confusion_matrix", "test/misclassified"]
     assert [tag for tag in tags["tensors"] if not tag.startswith("_hparams_")] == []
     assert not (run / "projector_config.pbtxt").exists()
+
+
+def test_the_network_is_drawn_after_every_nth_validation(tmp_path):
+    """--tensorboard.every_n_validations 2 on 4 epochs of 5 steps: the weights and units at the start and after the
+    2nd and 4th validations, while the curves still have every validation."""
+    data = write_tiny_mnist(tmp_path / "data")
+    result = run_in_process("fit", "--data.data_dir", str(data), *TINY_ARGS, "--trainer.max_steps", "20",
+                            "--tensorboard.every_n_validations", "2", "--trainer.enable_progress_bar", "false",
+                            cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    events = EventAccumulator(str(first_run(tmp_path)), size_guidance={"scalars": 0, "histograms": 0, "images": 0})
+    events.Reload()
+    assert [event.step for event in events.Scalars("acc/val")] == [4, 9, 14, 19]
+    assert [event.step for event in events.Histograms("network/weights/layer1")] == [0, 10, 20]
+    assert [event.step for event in events.Histograms("network/activations/relu1")] == [0, 10, 20]
+    assert [event.step for event in events.Images("network/layer1_units")] == [0, 10, 20]
