@@ -75,10 +75,17 @@ def open_storage(url: Optional[str], folder: Path) -> optuna.storages.RDBStorage
     raise UserError("--storage: Optuna could not set up its tables in the database; run the command again")
 
 
+def pruner() -> optuna.pruners.BasePruner:
+    """Every trial gets one validation (an epoch); a third go on to three, a ninth to nine, and so on.
+
+    Optuna keeps no pruner with a study: every worker, and every continuation, is given this one."""
+    return optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3)
+
+
 def open_study(storage: optuna.storages.RDBStorage, name: str, space: Space) -> optuna.Study:
     """The study of that name, created if new; refused if it exists with another space."""
     if name in optuna.study.get_all_study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage)
+        study = optuna.load_study(study_name=name, storage=storage, pruner=pruner())
         # None: the worker that created it a moment ago has not said its space yet.
         if study.user_attrs.get("space", space.text) != space.text:
             raise UserError(f"--study_name {name} exists with another --space; give a new --study_name")
@@ -89,8 +96,7 @@ def open_study(storage: optuna.storages.RDBStorage, name: str, space: Space) -> 
         storage=storage,
         direction="maximize",
         load_if_exists=True,  # another worker may create it at the same moment
-        # Every trial gets one validation (an epoch); a third go on to three, a ninth to nine, and so on.
-        pruner=optuna.pruners.SuccessiveHalvingPruner(min_resource=1, reduction_factor=3),
+        pruner=pruner(),
     )
     study.set_user_attr("space", space.text)
     return study
