@@ -12,6 +12,10 @@ from lightning.pytorch.utilities import rank_zero_only
 from lit_mnist.errors import UserError
 
 
+# The key that holds the steps a learning-rate schedule was planned for, in the state of each of torch's schedulers.
+PLANNED_STEPS = {"total_steps": "one-cycle", "T_max": "cosine"}
+
+
 def runs_folder(config: Any) -> Optional[Path]:
     """Where the configured TensorBoard logger keeps its version_N folders (None for another logger or none)."""
     init_args = getattr(config.trainer.logger, "init_args", None)
@@ -94,16 +98,17 @@ def continued_run(config: Any, ckpt_path: Path, checkpoint: dict[str, Any]) -> O
             f"nothing to train: {ckpt_path} is at step {step} and --trainer.max_steps is {max_steps}; "
             f"give a --trainer.max_steps above {step}"
         )
-    # A one-cycle schedule comes back with the checkpoint, planned for the steps of the run that made it: torch
-    # refuses to step it further, mid-run and with a traceback.
-    totals = [scheduler.get("total_steps") for scheduler in checkpoint.get("lr_schedulers") or []]
-    planned = min((total for total in totals if isinstance(total, int)), default=None)
-    if planned is not None and max_steps is not None and max_steps > planned:
-        raise UserError(
-            f"--trainer.max_steps {max_steps}: {ckpt_path}'s one-cycle learning-rate schedule was planned for "
-            f"{planned} steps and cannot go past them; continue to at most {planned} steps, or train a new run "
-            "with more steps from the start"
-        )
+    # A schedule comes back with the checkpoint, planned for the steps of the run that made it: torch refuses to
+    # step a one-cycle schedule further (mid-run, with a traceback), and a cosine one would climb back to its peak.
+    for scheduler in checkpoint.get("lr_schedulers") or []:
+        for key, name in PLANNED_STEPS.items():
+            planned = scheduler.get(key)
+            if isinstance(planned, int) and max_steps is not None and max_steps > planned:
+                raise UserError(
+                    f"--trainer.max_steps {max_steps}: {ckpt_path}'s {name} learning-rate schedule was planned for "
+                    f"{planned} steps and cannot go past them; continue to at most {planned} steps, or train a new "
+                    "run with more steps from the start"
+                )
     run, runs = ckpt_path.resolve().parent.parent, runs_folder(config)
     own_last = ckpt_path.name == "last.ckpt" and ckpt_path.resolve().parent.name == "checkpoints"
     match = re.fullmatch(r"version_(\d+)", run.name)
