@@ -142,14 +142,14 @@ class LitMNISTCLI(LightningCLI):
             self.config = parser.parse_args(with_data_options(command_line, subcommand, checkpoint))
             config = self.config[subcommand]
         check_values(config)
-        if subcommand == "predict" and checkpoint is None:
+        if subcommand in ("validate", "test", "predict") and checkpoint is None:  # not an untrained network's 10%
             raise UserError(
-                "predict needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
+                f"{subcommand} needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"
             )
         continuing = checkpoint is not None and subcommand == "fit"
         run = continued_run(config, Path(config.ckpt_path), checkpoint) if continuing else None
-        if run is not None and (run / "config.yaml").is_file():
-            self.save_config_callback = None  # the run's config.yaml already says how it was made
+        if run is not None:  # config.yaml describes the run it now holds: the same settings, with this plan
+            self.save_config_kwargs = {**self.save_config_kwargs, "continued": True}
 
     def _of_subcommand(self, config: Any) -> Any:
         """The subcommand's part of a configuration (all of it when the CLI was made with run=False)."""
@@ -180,6 +180,8 @@ class LitMNISTCLI(LightningCLI):
             warnings.filterwarnings("ignore", message=r"Be aware that when using `ckpt_path`, callbacks")
         if self.subcommand == "predict":
             config["enable_progress_bar"] = False  # predictions are printed: no bar among them
+        if config.get("fast_dev_run"):  # a trial of the code, which Lightning's docs say saves no checkpoint
+            config["enable_checkpointing"] = False
         wants_monitor = self._of_subcommand(self.config_init).get("learning_rate_monitor")
         if wants_monitor and config.get("logger") not in (None, False) and self.subcommand not in NO_RUN_SUBCOMMANDS:
             callbacks.append(LearningRateMonitor(logging_interval="step", log_momentum=True))
@@ -193,7 +195,8 @@ class LitMNISTCLI(LightningCLI):
             raise UserError(" ".join(str(error).split())) from None
 
     def _instantiate_trainer(self, config: dict[str, Any], callbacks: list[Any]) -> Trainer:
-        # `--trainer.enable_checkpointing false` switches the --checkpoint group off rather than clashing with it.
+        # `--trainer.enable_checkpointing false` (or fast_dev_run) switches the --checkpoint group off rather than
+        # clashing with it.
         # Private: the one place where the group's callbacks come before the Trainer checks them (a test guards it).
         if config.get("enable_checkpointing") is False:
             callbacks = [callback for callback in callbacks if not isinstance(callback, ModelCheckpoint)]

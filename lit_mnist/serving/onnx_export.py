@@ -2,7 +2,7 @@
 
 import copy
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import torch
@@ -35,10 +35,12 @@ def export_onnx(model: MNISTClassifier, output: Path) -> None:
         dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
     )
     # Written beside the target, then linked to its name, which fails if a file of that name appeared meanwhile.
-    handle, partial = tempfile.mkstemp(dir=output.parent, prefix=f".{output.name}.", suffix=".partial")
-    os.close(handle)
+    # Created with the mode every other file of the run gets (0666 less the umask): mkstemp's 0600 would keep a
+    # server running as another user from reading it.
+    partial = output.with_name(f".{output.name}.{uuid.uuid4().hex}.partial")
+    os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
     try:
-        program.save(partial)
+        program.save(str(partial))
         os.link(partial, output)
     except FileExistsError:
         raise UserError(f"--output {output} exists already: give a new file name, or remove it first") from None

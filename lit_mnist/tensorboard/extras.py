@@ -234,7 +234,20 @@ class TensorBoardExtras(Callback):
 
 
 class ConfigToTensorBoard(SaveConfigCallback):
-    """Lightning's config.yaml writer, which also shows the configuration in TensorBoard's TEXT tab."""
+    """Lightning's config.yaml writer, which also shows the configuration in TensorBoard's TEXT tab.
+
+    Args:
+        continued: The run goes on from its own last.ckpt, perhaps with more steps: its config.yaml is written again,
+            without the ckpt_path, so that ``--config`` on it trains the run it holds from the start (resuming is
+            exact, so that is the same network).
+    """
+
+    def __init__(self, parser: Any, config: Any, *args: Any, continued: bool = False, **kwargs: Any) -> None:
+        if continued:
+            config = config.clone()
+            config.ckpt_path = None
+            kwargs["overwrite"] = True
+        super().__init__(parser, config, *args, **kwargs)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
         try:
