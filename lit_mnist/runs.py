@@ -11,7 +11,6 @@ from lightning.pytorch.utilities import rank_zero_only
 
 from lit_mnist.errors import UserError
 
-
 # The key that holds the steps a learning-rate schedule was planned for, in the state of each of torch's schedulers.
 PLANNED_STEPS = {"total_steps": "one-cycle", "T_max": "cosine"}
 
