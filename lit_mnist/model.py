@@ -103,6 +103,11 @@ class MNISTClassifier(LightningModule):
             self.train_acc(logits, labels)
             self.log("loss/train", loss, prog_bar=True)
             self.log("acc/train", self.train_acc, prog_bar=True)
+        if self.trainer.world_size > 1:
+            # DDP averages the processes' gradients with equal weights, and the shares of a batch can differ by a
+            # digit: weighing each share's mean by its size makes the step the whole batch's mean, as on one process.
+            batch = self.trainer.strategy.reduce(torch.tensor(float(len(labels)), device=loss.device), reduce_op="sum")
+            return loss * (len(labels) * self.trainer.world_size / batch)
         return loss
 
     def _evaluate(self, batch: tuple[Tensor, Tensor], loss: MeanMetric, acc: MulticlassAccuracy) -> Tensor:

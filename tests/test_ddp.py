@@ -7,7 +7,15 @@ import sys
 import pytest
 import torch
 
-from tests.conftest import REPO, finish_all, free_port, last_checkpoint, reported, run_in_subprocess
+from tests.conftest import (
+    REPO,
+    finish_all,
+    free_port,
+    last_checkpoint,
+    reported,
+    run_in_subprocess,
+    write_tiny_mnist,
+)
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
@@ -31,8 +39,8 @@ ARGS = [
 ]
 
 
-def fit(tiny_data, cwd, *extra):
-    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *ARGS, *extra, cwd=cwd)
+def fit(tiny_data, cwd, *extra, env=None):
+    result = run_in_subprocess("fit", "--data.data_dir", str(tiny_data), *ARGS, *extra, cwd=cwd, env=env)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -62,6 +70,25 @@ def test_two_processes_match_one_and_write_once(tiny_data, tmp_path):
         assert torch.allclose(weights, ddp_state["state_dict"][name], rtol=1e-4, atol=1e-5), name
     accuracy = [reported(run.stdout, "acc/test") for run in (single, ddp)]
     assert accuracy[0] == pytest.approx(accuracy[1], abs=1 / 200)  # at most one of the 200 test images differs
+
+
+def test_uneven_shares_train_as_one_process_and_a_one_digit_last_batch_is_counted_once(tmp_path):
+    """Batches of 101 over 3 processes: shares of 34, 34 and 33 digits, each weighed by its size in the step; 203 test
+    digits leave a last batch of 1, fewer than the processes, which is counted once and hands no process nothing."""
+    data = write_tiny_mnist(tmp_path / "data", train=600, test=203)
+    single_dir, ddp_dir = tmp_path / "single", tmp_path / "ddp"
+    single_dir.mkdir()
+    ddp_dir.mkdir()
+    uneven = ["--data.batch_size", "101", "--model.hidden_sizes", "[64]"]
+    single = fit(data, single_dir, *uneven, "--trainer.devices", "1")
+    ddp = fit(data, ddp_dir, *uneven, "--trainer.strategy", "ddp", "--trainer.devices", "3",
+              env={"OMP_NUM_THREADS": "1"})  # fmt: skip
+    single_state, ddp_state = last_checkpoint(single_dir), last_checkpoint(ddp_dir)
+    assert single_state["global_step"] == ddp_state["global_step"] == 20
+    for name, weights in single_state["state_dict"].items():
+        assert torch.allclose(weights, ddp_state["state_dict"][name], rtol=1e-4, atol=1e-5), name
+    assert reported(ddp.stdout, "acc/test") == pytest.approx(reported(single.stdout, "acc/test"), abs=1 / 203)
+    assert reported(ddp.stdout, "loss/test") == pytest.approx(reported(single.stdout, "loss/test"), rel=1e-3)
 
 
 # Dropout and augmentation both draw random numbers while training, and BatchNorm keeps running statistics;

@@ -22,17 +22,28 @@ def shard_bounds(start: int, stop: int, rank: int, world_size: int) -> tuple[int
 
 
 class _Batches:
-    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, rank: int = 0, world_size: int = 1) -> None:
+    """Global batches of ``batch_size`` over the data, each shared out among the processes.
+
+    A short last batch that would leave a process fewer than ``min_share`` samples is merged into the batch before
+    it: no process is ever handed an empty batch (which would make its mean loss NaN), and with ``min_share`` 2 none a
+    single image (which BatchNorm cannot normalise in training). Every sample is still in exactly one batch.
+    """
+
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, rank: int = 0, world_size: int = 1,
+                 min_share: int = 1) -> None:  # fmt: skip
         self.images, self.labels = images, labels
         self.batch_size, self.rank, self.world_size = batch_size, rank, world_size
+        remainder = len(labels) % batch_size
+        self._merge_last = 0 < remainder < min_share * world_size and len(labels) > batch_size
 
     def __len__(self) -> int:
         """Global batches per pass; every process gets a share of each, so all processes agree on the count."""
-        return math.ceil(len(self.labels) / self.batch_size)
+        return math.ceil(len(self.labels) / self.batch_size) - self._merge_last
 
     def _bounds(self, batch_index: int) -> tuple[int, int]:
         start = batch_index * self.batch_size
-        return shard_bounds(start, min(start + self.batch_size, len(self.labels)), self.rank, self.world_size)
+        stop = len(self.labels) if batch_index == len(self) - 1 else start + self.batch_size
+        return shard_bounds(start, stop, self.rank, self.world_size)
 
 
 class SequentialBatches(_Batches):
@@ -51,10 +62,10 @@ class ShuffledBatches(_Batches):
     batches it would have seen had it never stopped. Lightning saves and restores that state in its checkpoints.
     """
 
-    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, seed: int, **shard) -> None:
-        super().__init__(images, labels, batch_size, **shard)
+    def __init__(self, images: Tensor, labels: Tensor, batch_size: int, seed: int, epoch: int = 0, **shard) -> None:
+        super().__init__(images, labels, batch_size, min_share=2, **shard)
         self.seed = seed
-        self.epoch = 0
+        self.epoch = epoch
         self.batches_done = 0  # batches of `epoch` already handed out
 
     def __iter__(self) -> Iterator[Batch]:

@@ -64,7 +64,6 @@ class MNISTDataModule(LightningDataModule):
         self.save_hyperparameters()
         self.data_dir = str(mnist_files.locate(data_dir))
         self.batch_size = batch_size
-        self.train_batches: Optional[ShuffledBatches] = None
         self.predict_files: list[Path] = []  # the images predicted, in the order of the predictions
         self.unreadable: list[tuple[Path, str]] = []  # files that are not images, with the reason
 
@@ -141,18 +140,33 @@ class MNISTDataModule(LightningDataModule):
         trainer = self.trainer
         return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
 
+    def _evaluation_batches(self, images: Tensor, labels: Tensor, split: str) -> SequentialBatches:
+        """Every digit of a split once, in batches that give each process at least one digit."""
+        shard = self._shard()
+        processes = shard.get("world_size", 1)
+        if 0 < len(labels) < processes:  # none at all is a run without validation (--data.val_size 0)
+            raise UserError(f"the {split} set has {len(labels)} digits, fewer than the {processes} processes")
+        return SequentialBatches(images, labels, max(self.batch_size, processes), **shard)
+
     def train_dataloader(self) -> ShuffledBatches:
-        if self.train_batches is None:
-            # One seed governs the whole run: seed_everything(seed) makes torch.initial_seed() == seed.
-            seed = torch.initial_seed()
-            self.train_batches = ShuffledBatches(*self.train_data, self.batch_size, seed, **self._shard())
-        return self.train_batches
+        """A new loader for every fit, at the epoch the fit starts from: a data module used for a second fit gives it
+        the batches a new one would. Lightning restores a resumed run's position into it (``load_state_dict``)."""
+        shard = self._shard()
+        processes = shard.get("world_size", 1)
+        if min(self.batch_size, len(self.train_data[1])) < processes:
+            raise UserError(
+                f"--data.batch_size {self.batch_size} cannot be shared out among {processes} processes: give at least "
+                "one training digit per process"
+            )
+        # One seed governs the whole run: seed_everything(seed) makes torch.initial_seed() == seed.
+        epoch = self.trainer.current_epoch if self.trainer else 0
+        return ShuffledBatches(*self.train_data, self.batch_size, torch.initial_seed(), epoch, **shard)
 
     def val_dataloader(self) -> SequentialBatches:
-        return SequentialBatches(*self.val_data, self.batch_size, **self._shard())
+        return self._evaluation_batches(*self.val_data, "validation")
 
     def test_dataloader(self) -> SequentialBatches:
-        return SequentialBatches(*self.test_data, self.batch_size, **self._shard())
+        return self._evaluation_batches(*self.test_data, "test")
 
     def predict_dataloader(self) -> SequentialBatches:
         return SequentialBatches(*self.predict_data, self.batch_size)
