@@ -111,7 +111,9 @@ class WaitForWorkers(Callback):
         self.folder, self.workers, self.timeout = Path(folder), workers, timeout
 
     def on_train_start(self, trainer, pl_module) -> None:
-        (self.folder / f"started-{os.getpid()}").touch()
+        started = self.folder / f"started-{os.getpid()}"
+        if not started.exists():  # each worker's first trial: the threads it trains with
+            started.write_text(f"threads {torch.get_num_threads()}")
         deadline = time.monotonic() + self.timeout
         while len(list(self.folder.glob("started-*"))) < self.workers:
             assert time.monotonic() < deadline, f"the other workers did not start within {self.timeout} s"

@@ -146,10 +146,11 @@ def test_a_trials_figures_do_not_depend_on_the_trials_before_it(work):
                                         "--storage", f"sqlite:///{work / 'two.db'}"))  # fmt: skip
     assert second.returncode == 0, second.stderr
     values = {
-        trial.params["learning_rate"]: trial.value
+        trial.params["learning_rate"]: trial.intermediate_values
         for trial in study_of(work, "two", f"sqlite:///{work / 'two.db'}").trials
     }
-    assert study_of(work, "one").trials[0].value == values[0.01]
+    alone = study_of(work, "one").trials[0].intermediate_values
+    assert values[0.01] and all(alone[step] == value for step, value in values[0.01].items())
 
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
@@ -320,6 +321,118 @@ def test_two_workers_share_one_study_in_postgresql(work, postgres):
     assert len(done(study)) == 6
     assert sorted(numbers[0] + numbers[1]) == sorted(trial.number for trial in done(study))
     assert all("Best of" in out for out, _ in outputs)
+
+
+def study_runs(work: Path, name: str) -> list[Path]:
+    return sorted((work / "lightning_logs" / name / "study").glob("events.out.tfevents.*"))
+
+
+def test_two_workers_started_together_share_the_default_store_and_finish_together(work):
+    """Two terminals, one folder, the same command a moment apart: both create the study's tables at once, and both
+    finish at the same moment, each writing best.yaml and the study's run."""
+    command = sweep_command(
+        work / "data",
+        work / "space.yaml",
+        "--trials",
+        "4",
+        "--study_name",
+        "two",
+        "--trainer.callbacks+=tests.helpers.WaitForWorkers",
+        f"--trainer.callbacks.folder={work}",
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    workers = [subprocess.Popen(in_a_process(command), cwd=work, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True, env=env) for _ in range(2)]  # fmt: skip
+    outputs = finish_all(workers)
+    study = study_of(work, "two")
+    assert len(done(study)) == 4
+    best = [line for out, _ in outputs for line in out.splitlines() if line.startswith("Best of")]
+    assert len(best) == 2 and len(set(best)) == 1, best  # both say the same, and the best trial was tested once
+    # The study's own run: one event file, drawn whole, with every trial in its table.
+    (run,) = study_runs(work, "two")
+    events = EventAccumulator(str(run.parent))
+    events.Reload()
+    (table,) = [event.tensor_proto.string_val[0].decode() for event in events.Tensors("trials/text_summary")]
+    assert all(f"| {trial.number} |" in table for trial in study.trials)
+    config = yaml.safe_load((work / "lightning_logs" / "two" / "best.yaml").read_text())
+    assert config["model"]["learning_rate"] == study.best_trial.params["learning_rate"]
+    hidden = sorted(path.name for path in (work / "lightning_logs" / "two").iterdir() if path.name.startswith("."))
+    assert hidden in ([], [".lock"])  # no worker's partial best.yaml is left behind
+
+
+AT_ONCE = """
+import multiprocessing, sys
+from pathlib import Path
+import optuna
+from lit_mnist.sweep.space import read_space
+from lit_mnist.sweep.study import open_storage
+from lit_mnist.sweep.tensorboard import write_study_run
+
+def storage(folder, round):  # a new default store, opened by both processes at the same instant
+    open_storage(None, folder / f"study{round}")
+
+def study_run(folder, round):  # the study's run drawn again by both processes at the same instant
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{folder}/study.db")
+    write_study_run(folder / "study", study, read_space(folder / "rate.yaml", {"model.learning_rate"}))
+
+def worker(barrier, task, folder, rounds):
+    for round in range(rounds):
+        barrier.wait(timeout=60)
+        globals()[task](Path(folder), round)
+
+if __name__ == "__main__":
+    task, folder, rounds = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    spawn = multiprocessing.get_context("spawn")
+    barrier = spawn.Barrier(2)
+    workers = [spawn.Process(target=worker, args=(barrier, task, folder, rounds)) for _ in range(2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(240)
+    sys.exit(0 if all(process.exitcode == 0 for process in workers) else 1)
+"""
+
+
+def two_processes_at_once(task: str, folder: Path, rounds: int) -> subprocess.CompletedProcess:
+    """Runs ``task`` of AT_ONCE in two processes, ``rounds`` times, each time both at the same instant."""
+    (folder / "at_once.py").write_text(AT_ONCE)  # a file: spawned processes import their target from it
+    return subprocess.run([sys.executable, "at_once.py", task, str(folder), str(rounds)], cwd=folder,
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})  # fmt: skip
+
+
+def test_two_workers_creating_the_default_store_at_once_both_open_it(tmp_path):
+    result = two_processes_at_once("storage", tmp_path, rounds=10)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def test_two_workers_drawing_the_study_run_at_once_leave_one_whole_run(tmp_path):
+    study = optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 'study.db'}", direction="maximize")
+    rate = optuna.distributions.FloatDistribution(1e-4, 1e-1, log=True)
+    for value in (0.5, 0.7):
+        trial = optuna.trial.create_trial(params={"learning_rate": value / 10}, distributions={"learning_rate": rate},
+                                          value=value)  # fmt: skip
+        study.add_trial(trial)
+    (tmp_path / "rate.yaml").write_text("model.learning_rate: {low: 1.0e-4, high: 1.0e-1, log: true}\n")
+    result = two_processes_at_once("study_run", tmp_path, rounds=20)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert len(list((tmp_path / "study").glob("events.out.tfevents.*"))) == 1
+
+
+def test_workers_share_the_cores_of_one_machine(work):
+    """--workers 2: two worker processes, each with its share of torch's threads, one summary at the end."""
+    command = sweep_command(work / "data", work / "space.yaml", "--trials", "4", "--study_name", "pair", "--workers",
+                            "2", "--trainer.callbacks+=tests.helpers.WaitForWorkers",
+                            f"--trainer.callbacks.folder={work}")  # fmt: skip
+    result = run_in_subprocess(*command, cwd=work, env={"OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    numbers = sorted(int(TRIAL_LINE.match(line)[1]) for line in result.stdout.splitlines() if TRIAL_LINE.match(line))
+    assert numbers == sorted(trial.number for trial in done(study_of(work, "pair"))) and len(numbers) == 4
+    assert result.stdout.count("Best of") == 1 and result.stdout.count("Study pair:") == 1
+    started = sorted(work.glob("started-*"))
+    assert len(started) == 2  # two processes ran trials
+    assert [path.read_text() for path in started] == ["threads 1", "threads 1"]
 
 
 def test_a_killed_worker_leaves_a_trial_that_the_next_one_marks_failed(work, postgres):

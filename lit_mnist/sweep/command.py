@@ -2,9 +2,11 @@
 
 import argparse
 import logging
+import os
 import re
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 import warnings
@@ -12,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import optuna
+import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_mnist.cli import LitMNISTCLI
@@ -53,6 +56,13 @@ def parser() -> argparse.ArgumentParser:
     every = "trials the study holds in the end, finished or pruned, shared by every worker"
     options.add_argument("--trials", type=positive, required=True, help=every)
     options.add_argument("--study_name", type=study_name, required=True, help="the study, and its folder's name")
+    options.add_argument(
+        "--workers",
+        type=positive,
+        default=1,
+        help="worker processes on this machine, each with its share of torch's threads (default: 1)",
+    )
+    options.add_argument("--helper", action="store_true", help=argparse.SUPPRESS)  # one of the others --workers starts
     options.add_argument("--storage", default=None,
                          help="postgresql://USER@HOST:PORT/DATABASE for several machines (default: SQLite in the "
                          "study's folder)")  # fmt: skip
@@ -65,7 +75,7 @@ def main(args: Optional[list[str]] = None) -> None:
     sweep_options, fit_args = parser().parse_known_args(command_line)
     resume = shlex.join(["python", "-m", "lit_mnist", "sweep", *command_line])
     sys.argv = sys.argv[:1]  # LightningCLI warns when it gets args besides a command line: the args are all of it
-    sweep, testing = None, False
+    sweep, testing, helpers = None, False, []
     previous = signal.signal(signal.SIGTERM, raise_terminated)  # SIGTERM stops the sweep as Ctrl-C does
     # Each trial gets a line of its own (Optuna's would add a traceback for each failed one), and the heartbeat that
     # finds a killed worker's trials is an "experimental" feature of Optuna's: nothing a user can act on.
@@ -86,9 +96,16 @@ def main(args: Optional[list[str]] = None) -> None:
         storage = open_storage(sweep_options.storage, folder)
         study = open_study(storage, sweep_options.study_name, space)
         sweep = Sweep(base, fit_args, space, study, sweep_options.trials, folder)
+        if sweep_options.helper:  # the worker that started it says what the study holds, and what won
+            sweep.run(bar=False)
+            return
         print(f"Study {sweep_options.study_name}: {sweep.done()} of {sweep_options.trials} trials done; "
               f"its folder: {folder}", flush=True)  # fmt: skip
+        helpers = start_helpers(command_line, sweep_options.workers)
         sweep.run()
+        for helper in helpers:
+            if helper.wait() != 0:
+                raise UserError(f"a worker process stopped with exit status {helper.returncode} (its line is above)")
         testing = True
         line = sweep.summary()
         if line:
@@ -117,3 +134,28 @@ def main(args: Optional[list[str]] = None) -> None:
         sys.exit(exit_code)
     finally:
         signal.signal(signal.SIGTERM, previous)
+        stop_helpers(helpers)
+
+
+def start_helpers(command_line: list[str], workers: int) -> list[subprocess.Popen]:
+    """The other ``workers - 1`` workers of ``--workers``: the same command, each of the N processes with 1/N of
+    torch's threads. N processes that each took every core would run many times slower than one, not N times."""
+    if workers == 1:
+        return []
+    threads = max(1, torch.get_num_threads() // workers)
+    torch.set_num_threads(threads)
+    command = [sys.executable, "-m", "lit_mnist", "sweep", *command_line, "--helper"]
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    return [subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL) for _ in range(workers - 1)]
+
+
+def stop_helpers(helpers: list[subprocess.Popen]) -> None:
+    """SIGTERM to the workers still running (a Ctrl-C reached them already): each records its trial as stopped."""
+    for helper in helpers:
+        if helper.poll() is None:
+            helper.terminate()
+    for helper in helpers:
+        try:
+            helper.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            helper.kill()

@@ -1,6 +1,7 @@
 """A study: trials that each `fit` the base configuration with the trial's values, in a run folder of their own,
 pruned on ``acc/val`` by Optuna, until the study holds the number of trials asked for."""
 
+import os
 import shlex
 import time
 from pathlib import Path
@@ -19,6 +20,7 @@ from lit_mnist.cli import LitMNISTCLI
 from lit_mnist.errors import TrainingDiverged, TrainingStopped, UserError
 from lit_mnist.runs import runs_folder
 from lit_mnist.stopping import signals_stop_training
+from lit_mnist.sweep.lock import study_lock
 from lit_mnist.sweep.space import Space
 from lit_mnist.sweep.tensorboard import write_study_run, write_trial_row
 
@@ -46,10 +48,16 @@ def study_folder(base: LitMNISTCLI, study_name: str) -> Path:
 def open_storage(url: Optional[str], folder: Path) -> optuna.storages.RDBStorage:
     """The study's database: SQLite in the study's folder by default, or the PostgreSQL server of ``url``.
 
-    Both keep Optuna's heartbeat, so that a trial whose worker was killed is marked failed by the next worker."""
+    Both keep Optuna's heartbeat, so that a trial whose worker was killed is marked failed by the next worker (Optuna's
+    journal file store, which its docs suggest for several processes, has no heartbeat: such a trial would stay
+    "running" for good). The workers of one machine create SQLite's tables in turn, under the study's lock."""
     if url is None:
-        folder.mkdir(parents=True, exist_ok=True)
-        url = f"sqlite:///{folder / 'study.db'}"
+        with study_lock(folder):
+            return _open_storage(f"sqlite:///{folder / 'study.db'}")
+    return _open_storage(url)
+
+
+def _open_storage(url: str) -> optuna.storages.RDBStorage:
     try:
         parsed = sqlalchemy.engine.make_url(url)
     except sqlalchemy.exc.ArgumentError:
@@ -71,6 +79,9 @@ def open_storage(url: Optional[str], folder: Path) -> optuna.storages.RDBStorage
             time.sleep(1 + attempt)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
             reason = " ".join(str(error.orig or error).split()).split(" (Background on")[0][:200]
+            if parsed.get_backend_name() == "sqlite":
+                raise UserError(f"cannot open the study's database {parsed.database} ({reason}); check that its "
+                                "folder is writable, or give another --study_name") from None  # fmt: skip
             raise UserError(f"--storage: cannot reach the database ({reason}); check the server and the URL") from None
     raise UserError("--storage: Optuna could not set up its tables in the database; run the command again")
 
@@ -136,9 +147,10 @@ class Sweep:
     def done(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=DONE))
 
-    def run(self) -> None:
-        """Trials until the study has its number."""
-        bar = tqdm(total=self.trials, initial=min(self.done(), self.trials), desc="Trials", unit="trial")
+    def run(self, bar: bool = True) -> None:
+        """Trials until the study has its number; ``bar`` draws a progress bar over them."""
+        bar = tqdm(total=self.trials, initial=min(self.done(), self.trials), desc="Trials", unit="trial",
+                   disable=not bar)  # fmt: skip
         failures = 0
         try:
             while True:
@@ -224,7 +236,12 @@ class Sweep:
         tqdm.write(f"trial {trial.number}: {settings}: {result} ({time.monotonic() - start:.0f} s)")
 
     def summary(self) -> Optional[str]:
-        """Test the best trial, write best.yaml and the study's own run, and say what won."""
+        """Test the best trial, write best.yaml and the study's own run, and say what won. The workers of one machine
+        that finish together take turns: the study's run is drawn whole, and the best trial tested once."""
+        with study_lock(self.folder):
+            return self._summary()
+
+    def _summary(self) -> Optional[str]:
         finished = self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         write_study_run(self.folder / "study", self.study, self.space)
         if not finished:
@@ -234,7 +251,7 @@ class Sweep:
         best_yaml = self.folder / "best.yaml"
         parser = self.base.parser
         config = parser.parse_args([*self.fit_args, *options])
-        partial = best_yaml.with_name(".best.yaml.partial")
+        partial = best_yaml.with_name(f".best.yaml.{os.getpid()}.partial")  # each worker its own, renamed over it
         partial.write_text(parser.dump(config, skip_none=False))
         partial.replace(best_yaml)
         checkpoint = self.folder / f"trial_{best.number:04d}" / "final.ckpt"

@@ -13,6 +13,7 @@ from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 from torch.utils.tensorboard import SummaryWriter
 
+from lit_mnist.sweep.lock import study_lock
 from lit_mnist.sweep.space import LAYERS, Space
 from lit_mnist.tensorboard.logger import hparams_summary
 
@@ -58,9 +59,14 @@ def write_trial_row(folder: Path, trial: optuna.Trial, state: str) -> None:
 
 def write_study_run(folder: Path, study: optuna.Study, space: Space) -> None:
     """The study's own run: the HPARAMS columns, Optuna's pictures in IMAGES and a table of every trial in TEXT."""
-    trials = study.get_trials(deepcopy=False)
-    for old in folder.glob("events.out.tfevents.*"):  # the study's run is drawn again whole, by the last worker
-        old.unlink()
+    with study_lock(folder.parent):  # workers that finish together draw it in turn
+        trials = study.get_trials(deepcopy=False)
+        for old in folder.glob("events.out.tfevents.*"):  # the study's run is drawn again whole, by the last worker
+            old.unlink()
+        _draw_study_run(folder, study, space, trials)
+
+
+def _draw_study_run(folder: Path, study: optuna.Study, space: Space, trials: list[optuna.trial.FrozenTrial]) -> None:
     with SummaryWriter(str(folder)) as writer:
         writer.file_writer.add_summary(experiment(space))
         lines = [
