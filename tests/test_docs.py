@@ -2,6 +2,7 @@
 the project's own groups and subcommands."""
 
 import re
+import shlex
 
 import pytest
 
@@ -46,3 +47,39 @@ def test_the_command_line_page_has_every_option_of_the_projects_own(cli_options)
         if not option.startswith(LIGHTNINGS_OWN) and not option.endswith(".help") and option not in GROUPS
     }
     assert own - documented_options() == set()
+
+
+# The placeholders the pages explain in their text: a seed S, a rate R, a weight decay W.
+PLACEHOLDERS = {"S": "1", "R": "0.004", "W": "0.1"}
+
+
+def docs_commands() -> list[tuple[str, list[str]]]:
+    """Every `python -m lit_mnist` line of the docs' bash blocks (a trailing backslash continues a line)."""
+    commands = []
+    for page in sorted((REPO / "docs").glob("*.md")):
+        in_bash = False
+        for line in page.read_text().replace("\\\n", " ").splitlines():
+            if line.strip().startswith("```"):
+                in_bash = not in_bash and line.strip() == "```bash"
+                continue
+            words = shlex.split(line, comments=True) if in_bash else []
+            if words[:3] == ["python", "-m", "lit_mnist"]:
+                commands.append((page.name, words[3:]))
+    return commands
+
+
+@pytest.mark.parametrize(
+    "page, args", docs_commands(), ids=lambda value: " ".join(value) if isinstance(value, list) else value
+)
+def test_every_command_of_the_docs_is_accepted_as_written(page, args):
+    """Each line's options, values and config files as written (its placeholders filled in): --print_config parses
+    them all, and for the sweep its own options, without running minutes of training."""
+    args = [PLACEHOLDERS.get(word, word) for word in args]
+    if args[0] == "sweep":
+        from lit_mnist.sweep.command import parser
+
+        sweep_options, fit_args = parser().parse_known_args(args[1:])
+        assert sweep_options.space.is_file()
+        args = ["fit", *fit_args]
+    result = run_in_process(*args, "--print_config", cwd=REPO)
+    assert result.returncode == 0, f"{page}: {' '.join(args)}\n{result.stderr}"

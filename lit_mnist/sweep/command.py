@@ -73,7 +73,7 @@ def main(args: Optional[list[str]] = None) -> None:
     command_line = sys.argv[2:] if args is None else list(args)
     threading.excepthook = quiet_write_failures
     sweep_options, fit_args = parser().parse_known_args(command_line)
-    resume = shlex.join(["python", "-m", "lit_mnist", "sweep", *command_line])
+    resume = shlex.join(["python", "-m", "lit_mnist", "sweep", *(word for word in command_line if word != "--helper")])
     sys.argv = sys.argv[:1]  # LightningCLI warns when it gets args besides a command line: the args are all of it
     sweep, testing, helpers = None, False, []
     previous = signal.signal(signal.SIGTERM, raise_terminated)  # SIGTERM stops the sweep as Ctrl-C does
