@@ -25,6 +25,7 @@ def fit(work: Path, data: Path, *args: str):
     return result
 
 
+@pytest.mark.filterwarnings("ignore:Argument ``heartbeat_interval`` is an experimental feature")
 def test_a_study_opened_again_prunes_by_successive_halving_as_it_was_made(tmp_path):
     """Every worker but the one that creates a study opens it again: each must prune by the same rule."""
     import optuna
