@@ -19,15 +19,21 @@ from lit_mnist.step_logging import logs_this_step
 
 # Mean and standard deviation of the MNIST training pixels in [0, 1], the usual input normalisation.
 PIXEL_MEAN, PIXEL_STD = 0.1307, 0.3081
+# The activations the post discusses: ReLU, the historical sigmoid and tanh, and none at all.
+ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identity": nn.Identity}
 
 
 class MNISTClassifier(LightningModule):
-    """A fully connected ReLU network for MNIST digits: 784 -> hidden_sizes -> 10.
+    """A fully connected network for MNIST digits: 784 -> hidden_sizes -> 10, ReLU between the layers.
 
     Args:
-        hidden_sizes: Width of each hidden layer; its length is the depth. The post's deeper network is [500, 500].
+        hidden_sizes: Width of each hidden layer; its length is the depth. The post's deeper network is [500, 500];
+            [] is the previous post's network, a single layer.
+        activation: What follows each hidden layer: "relu" (the post's, "almost always the right choice"), the
+            historical "sigmoid" and "tanh", or "identity", none: then the whole network is one linear map, which
+            ``fold_linear_layers`` turns into the single layer it equals.
         init: Weight initialisation. "normal" draws every weight from N(0, 1) with zero biases, as the post does;
-            "kaiming" is He initialisation, which suits ReLU networks.
+            "kaiming" is He initialisation, scaled for the activation.
         learning_rate: Step size of the optimizer (the post uses 0.0001 with plain gradient descent).
         optimizer: "sgd" (the post's plain gradient descent, with optional momentum) or "adamw".
         momentum: SGD momentum; 0 is plain gradient descent.
@@ -45,6 +51,7 @@ class MNISTClassifier(LightningModule):
     def __init__(
         self,
         hidden_sizes: list[PositiveInt] = [500, 500],
+        activation: Literal["relu", "sigmoid", "tanh", "identity"] = "relu",
         init: Literal["normal", "kaiming"] = "normal",
         learning_rate: PositiveFiniteFloat = 1e-4,
         optimizer: Literal["sgd", "adamw"] = "sgd",
@@ -69,15 +76,16 @@ class MNISTClassifier(LightningModule):
             if index < len(sizes) - 1:
                 if batch_norm:
                     self.network.add_module(f"norm{index}", nn.BatchNorm1d(fan_out))
-                self.network.add_module(f"relu{index}", nn.ReLU())
+                self.network.add_module(f"{activation}{index}", ACTIVATIONS[activation]())
                 if dropout > 0:
                     self.network.add_module(f"dropout{index}", nn.Dropout(dropout))
+        nonlinearity = "linear" if activation == "identity" else activation  # torch's name for each, for He's gain
         for layer in self.network:
             if isinstance(layer, nn.Linear):
                 if init == "normal":
                     nn.init.normal_(layer.weight, mean=0.0, std=1.0)
                 else:
-                    nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+                    nn.init.kaiming_normal_(layer.weight, nonlinearity=nonlinearity)
                 nn.init.zeros_(layer.bias)
 
         # Lightning traces forward() with this to draw the graph in TensorBoard.
@@ -180,3 +188,21 @@ def fold_batch_norm(network: nn.Sequential) -> nn.Sequential:
         else:
             layers[name] = copy.deepcopy(module)
     return nn.Sequential(layers)
+
+
+def fold_linear_layers(network: nn.Sequential) -> nn.Linear:
+    """The single Linear layer that a trained network without activations (``activation="identity"``, in eval mode)
+    equals: W = W3 W2 W1 and b = W3 (W2 b1 + b2) + b3, and likewise for any depth.
+    """
+    weight, bias = None, None
+    for name, module in fold_batch_norm(network).named_children():
+        if isinstance(module, nn.Linear):
+            weight = module.weight if weight is None else module.weight @ weight
+            bias = module.bias if bias is None else module.weight @ bias + module.bias
+        elif not isinstance(module, (nn.Identity, nn.Dropout)):  # dropout does nothing in eval mode
+            raise ValueError(f"only a network without an activation is one layer: {name} is {type(module).__name__}")
+    layer = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        layer.weight.copy_(weight)
+        layer.bias.copy_(bias)
+    return layer

@@ -63,6 +63,13 @@ def plain_words(message: str, parser: argparse.ArgumentParser) -> str:
         words = [f"{RULES[rule[1]]} {rule[2]}" for rule in rules if rule and rule[2] != "inf"]
         if rules and all(rules):
             return f"--{key} {value}: must be {' and '.join(words)}"
+    choice = re.fullmatch(r'Parser key "([^"]+)": Expected a (?:typing\.)?Literal\[(.+)\]\. Got value: (\S+)', message)
+    if choice:
+        key, choices, value = choice.groups()
+        names = re.findall(r"'([^']*)'", choices)
+        nearest = difflib.get_close_matches(value, names, n=1)
+        suggestion = f"; did you mean {nearest[0]}?" if nearest else ""
+        return f"--{key} {value}: must be one of {', '.join(names)}{suggestion}"
     unknown = re.fullmatch(r"unrecognized arguments: (--[\w.]+)(.*)", message)
     if unknown:
         known = set(re.findall(r"--[\w.]+", parser.format_help()))

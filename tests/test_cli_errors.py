@@ -61,6 +61,22 @@ def test_bad_option_values(option, value, expected, tmp_path, monkeypatch, capsy
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--model.activation", "relux", "--model.activation relux: must be one of relu, sigmoid, tanh, identity; "
+                                        "did you mean relu?"),
+        ("--model.init", "kaimng", "--model.init kaimng: must be one of normal, kaiming; did you mean kaiming?"),
+    ],
+)  # fmt: skip
+def test_a_misspelled_choice_gets_the_choices_and_the_nearest_one(option, value, expected, tmp_path, monkeypatch,
+                                                                   capsys):  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", option, value], capsys)
+    assert line.startswith(f"error: {expected} (see ")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_missing_data_folder_offline(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     line = run_main(["fit", "--data.data_dir", "nowhere", "--data.download", "false"], capsys)

@@ -540,3 +540,20 @@ def test_the_network_is_drawn_after_every_nth_validation(tmp_path):
     assert [event.step for event in events.Histograms("network/weights/layer1")] == [0, 10, 20]
     assert [event.step for event in events.Histograms("network/activations/relu1")] == [0, 10, 20]
     assert [event.step for event in events.Images("network/layer1_units")] == [0, 10, 20]
+
+
+@pytest.mark.parametrize("network", [["--model.activation", "tanh"], ["--model.activation", "identity"],
+                                     ["--model.hidden_sizes", "[]"]])  # fmt: skip
+def test_the_posts_other_networks_train_with_every_tensorboard_part(tmp_path, network):
+    """The activations the post names, and the previous post's network with no hidden layer, through fit."""
+    data = write_tiny_mnist(tmp_path / "data")
+    learns = ["--model.init", "kaiming", "--model.learning_rate", "0.05"]  # in the test's few steps
+    result = run_in_process("fit", "--data.data_dir", str(data), *FIT_ARGS, *learns, *network, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert reported(result.stdout, "acc/test") > 0.5
+    events = EventAccumulator(str(first_run(tmp_path)))
+    events.Reload()
+    assert "network/layer1_units" in events.Tags()["images"]
+    hidden_layers = 0 if network[1] == "[]" else 2
+    activations = [tag for tag in events.Tags()["histograms"] if tag.startswith("network/activations/")]
+    assert len(activations) == hidden_layers, activations

@@ -10,7 +10,7 @@ from torch.nn import functional as F
 
 from lit_mnist.data import MNISTDataModule
 from lit_mnist.data.images import to_model_input
-from lit_mnist.model import MNISTClassifier, fold_batch_norm
+from lit_mnist.model import MNISTClassifier, fold_batch_norm, fold_linear_layers
 from lit_mnist.trainer import Trainer
 
 
@@ -182,3 +182,38 @@ def test_training_figures_are_the_logged_steps_batch_figures_as_the_post_prints(
         loss, accuracy = record.figures[int(row["step"])]
         assert float(row["loss/train"]) == pytest.approx(loss, rel=1e-5)
         assert float(row["acc/train"]) == pytest.approx(accuracy)
+
+
+@pytest.mark.parametrize("activation, kind", [("relu", torch.nn.ReLU), ("sigmoid", torch.nn.Sigmoid),
+                                              ("tanh", torch.nn.Tanh), ("identity", torch.nn.Identity)])  # fmt: skip
+def test_each_activation_of_the_post_between_the_layers(activation, kind):
+    network = MNISTClassifier(activation=activation).network
+    names = [name for name, _ in network.named_children()]
+    assert names == ["layer1", f"{activation}1", "layer2", f"{activation}2", "layer3"]
+    assert isinstance(network[1], kind) and isinstance(network[3], kind)
+
+
+def test_without_an_activation_the_deeper_network_is_one_layer():
+    """The post: without an activation function, the three layers are equivalent to a single one."""
+    torch.manual_seed(0)
+    model = MNISTClassifier(init="kaiming", activation="identity", batch_norm=True).eval()
+    for norm in (model.network.norm1, model.network.norm2):
+        torch.nn.init.uniform_(norm.weight, 0.5, 2.0)
+        torch.nn.init.uniform_(norm.bias, -1.0, 1.0)
+    one_layer = fold_linear_layers(model.network)
+    assert isinstance(one_layer, torch.nn.Linear)
+    assert (one_layer.in_features, one_layer.out_features) == (784, 10)
+    images = torch.rand(32, 784)
+    with torch.no_grad():
+        assert torch.allclose(one_layer(images), model.network(images), rtol=1e-4, atol=1e-4)
+
+
+def test_a_network_with_activations_does_not_fold_into_one_layer():
+    with pytest.raises(ValueError, match="activation"):
+        fold_linear_layers(MNISTClassifier(activation="tanh").network.eval())
+
+
+def test_no_hidden_layer_is_the_previous_posts_network():
+    network = MNISTClassifier(hidden_sizes=[]).network
+    assert [name for name, _ in network.named_children()] == ["layer1"]
+    assert (network.layer1.in_features, network.layer1.out_features) == (784, 10)

@@ -21,6 +21,7 @@ from torchvision.utils import make_grid
 
 from lit_mnist.data.images import to_model_input
 from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
+from lit_mnist.model import ACTIVATIONS
 
 # The prefix of the histograms and the units' pictures. TIME SERIES sorts its groups by the tags' first part and opens
 # the first two: "network" sorts after "acc" and "loss", so that the page opens on the curves.
@@ -177,7 +178,8 @@ class TensorBoardExtras(Callback):
         )
         hidden = [module for module in _network(pl_module).children() if not isinstance(module, nn.Linear)][-1:]
         if self._collecting and hidden and self.embedding_digits:
-            # The last hidden layer's output, which test_step does not return: its ReLU (or the dropout after it).
+            # The last hidden layer's output, which test_step does not return: its activation (or the dropout after
+            # it).
             self._hooks.append(hidden[0].register_forward_hook(self._keep_hidden))
 
     def _keep_hidden(self, module: nn.Module, inputs: Any, output: Tensor) -> None:
@@ -310,7 +312,7 @@ def _activations_and_gradients(
     hooks = [
         module.register_forward_hook(lambda m, i, out, name=name: activations.__setitem__(tag.format(name), out))
         for name, module in network.named_children()
-        if isinstance(module, nn.ReLU)
+        if isinstance(module, tuple(ACTIVATIONS.values()))
     ]
     was_training = pl_module.training
     pl_module.eval()
