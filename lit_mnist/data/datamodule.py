@@ -145,7 +145,10 @@ class MNISTDataModule(LightningDataModule):
         shard = self._shard()
         processes = shard.get("world_size", 1)
         if 0 < len(labels) < processes:  # none at all is a run without validation (--data.val_size 0)
-            raise UserError(f"the {split} set has {len(labels)} digits, fewer than the {processes} processes")
+            raise UserError(
+                f"the {split} set has {len(labels)} digits, fewer than the {processes} processes: each needs one; use "
+                f"at most {len(labels)} processes"
+            )
         return SequentialBatches(images, labels, max(self.batch_size, processes), **shard)
 
     def train_dataloader(self) -> ShuffledBatches:

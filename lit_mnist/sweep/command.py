@@ -97,7 +97,7 @@ def main(args: Optional[list[str]] = None) -> None:
         study = open_study(storage, sweep_options.study_name, space)
         sweep = Sweep(base, fit_args, space, study, sweep_options.trials, folder)
         if sweep_options.helper:  # the worker that started it says what the study holds, and what won
-            sweep.run(bar=False)
+            sweep.run(progress_bar=False)
             return
         print(f"Study {sweep_options.study_name}: {sweep.done()} of {sweep_options.trials} trials done; "
               f"its folder: {folder}", flush=True)  # fmt: skip

@@ -1,7 +1,6 @@
 """A study: trials that each `fit` the base configuration with the trial's values, in a run folder of their own,
 pruned on ``acc/val`` by Optuna, until the study holds the number of trials asked for."""
 
-import os
 import shlex
 import time
 from pathlib import Path
@@ -147,10 +146,10 @@ class Sweep:
     def done(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=DONE))
 
-    def run(self, bar: bool = True) -> None:
-        """Trials until the study has its number; ``bar`` draws a progress bar over them."""
+    def run(self, progress_bar: bool = True) -> None:
+        """Trials until the study has its number, with a progress bar over them unless ``progress_bar`` is false."""
         bar = tqdm(total=self.trials, initial=min(self.done(), self.trials), desc="Trials", unit="trial",
-                   disable=not bar)  # fmt: skip
+                   disable=not progress_bar)  # fmt: skip
         failures = 0
         try:
             while True:
@@ -251,7 +250,7 @@ class Sweep:
         best_yaml = self.folder / "best.yaml"
         parser = self.base.parser
         config = parser.parse_args([*self.fit_args, *options])
-        partial = best_yaml.with_name(f".best.yaml.{os.getpid()}.partial")  # each worker its own, renamed over it
+        partial = best_yaml.with_name(".best.yaml.partial")  # one worker at a time writes it, under the study's lock
         partial.write_text(parser.dump(config, skip_none=False))
         partial.replace(best_yaml)
         checkpoint = self.folder / f"trial_{best.number:04d}" / "final.ckpt"
