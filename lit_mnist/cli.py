@@ -83,7 +83,14 @@ class LitMNISTCLI(LightningCLI):
                 parser_class=OneLineErrorParser,
                 save_config_callback=ConfigToTensorBoard,
                 auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
-                parser_kwargs={"prog": program_name(), "description": __doc__.splitlines()[0]},
+                # An option is taken by its full name only: argparse's abbreviations take --model.lr for
+                # --model.lr_schedule. A near-miss gets "did you mean" instead (options.py).
+                parser_kwargs={
+                    "prog": program_name(),
+                    "description": __doc__.splitlines()[0],
+                    "allow_abbrev": False,
+                    **{name: {"allow_abbrev": False} for name in self.subcommands()},
+                },  # fmt: skip
                 args=args,
                 **kwargs,
             )

@@ -73,10 +73,33 @@ def plain_words(message: str, parser: argparse.ArgumentParser) -> str:
     unknown = re.fullmatch(r"unrecognized arguments: (--[\w.]+)(.*)", message)
     if unknown:
         known = set(re.findall(r"--[\w.]+", parser.format_help()))
-        nearest = difflib.get_close_matches(unknown[1], known, n=1)
+        if "." in unknown[1]:  # a group's option: --model.lr means one of --model's, not --model itself
+            known = {option for option in known if "." in option}
+        nearest = _nearest(unknown[1], known)
         if nearest:
-            return f"unrecognized arguments: {unknown[1]}{unknown[2]}; did you mean {nearest[0]}?"
+            return f"unrecognized arguments: {unknown[1]}{unknown[2]}; did you mean {' or '.join(nearest)}?"
+    list_value = re.fullmatch(r'Parser key "([^"]+)": Expected a <class \'list\'>\. Got value: (\S+)', message)
+    if list_value:
+        key, value = list_value.groups()
+        return f"--{key} {value}: give a list in brackets, such as [{value.strip('[]()')}]"
     return message
+
+
+def _nearest(word: str, candidates: set[str]) -> list[str]:
+    """At most two candidates for a mistyped option: those it abbreviates in its group (--model.lr: the start of
+    --model.lr_schedule, the initials of --model.learning_rate), then the closest spellings."""
+    group, _, name = word.rpartition(".")
+
+    def abbreviates(option: str) -> bool:
+        option_group, _, option_name = option.rpartition(".")
+        initials = "".join(part[:1] for part in option_name.split("_"))
+        return option_group == group and (option_name.startswith(name) or initials == name)
+
+    shortened = sorted(option for option in candidates if abbreviates(option))
+    scored = sorted(((difflib.SequenceMatcher(None, word, option).ratio(), option) for option in candidates),
+                    reverse=True)  # fmt: skip
+    close = [option for score, option in scored[:2] if score >= 0.6 and score >= scored[0][0] - 0.05]
+    return list(dict.fromkeys(shortened + close))[:2]
 
 
 class OneLineErrorParser(LightningArgumentParser):

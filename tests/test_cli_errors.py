@@ -275,3 +275,27 @@ def test_an_error_during_the_progress_bar_starts_on_a_line_of_its_own(tiny_data,
     # The bar (on stdout) was drawn, and its line ended: in a terminal the error (on stderr) starts a line.
     bar = result.stdout.rsplit("Epoch 0", 1)
     assert len(bar) == 2 and bar[1].endswith("\n") and "\n" not in bar[1][:-1], bar[-1]
+
+
+@pytest.mark.parametrize(
+    ("typed", "expected"),
+    [
+        (["--model.learning_rat", "0.001"], "unrecognized arguments: --model.learning_rat 0.001; did you mean "
+                                            "--model.learning_rate?"),
+        (["--trainer.max_step", "200"], "unrecognized arguments: --trainer.max_step 200; did you mean "
+                                        "--trainer.max_steps?"),
+        (["--model.lr", "0.001"], "unrecognized arguments: --model.lr 0.001; did you mean --model.learning_rate or "
+                                  "--model.lr_schedule?"),
+        (["--learning_rate", "0.001"], "unrecognized arguments: --learning_rate 0.001; did you mean "
+                                       "--learning_rate_monitor or --model.learning_rate?"),
+        (["--model.hidden_sizes", "500,500"], "--model.hidden_sizes 500,500: give a list in brackets, such as "
+                                              "[500,500]"),
+    ],
+)  # fmt: skip
+def test_an_option_is_taken_by_its_full_name_only_and_a_near_miss_gets_did_you_mean(typed, expected, tmp_path,
+                                                                                    monkeypatch, capsys):  # fmt: skip
+    """argparse took --model.learning_rat for --model.learning_rate, and blamed --model.lr on --model.lr_schedule."""
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", *typed], capsys)
+    assert line.startswith(f"error: {expected} (see ")
+    assert list(tmp_path.iterdir()) == []
