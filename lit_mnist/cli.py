@@ -64,6 +64,13 @@ NO_RUN_SUBCOMMANDS = ("validate", "test", "predict", "export", "serve")
 # Lightning 2.6 calls a torch pytree test that torch 2.14 deprecates: a warning on every run that no user can act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated", category=FutureWarning)
 
+# sweep is a command of its own (lit_mnist/sweep/command.py), run before LightningCLI sees the command line: the
+# main help names it after Lightning's subcommands.
+SWEEP_HELP = (
+    'sweep: Search the post\'s "alchemy" of hyperparameters with Optuna: trials of fit with other depths, widths and '
+    "learning rates (python -m lit_mnist sweep --help)."
+)
+
 # Redrawing the bar at every step costs more than a step of this small network; its figures change every 50 steps.
 PROGRESS_BAR_REFRESH_STEPS = 50
 
@@ -89,6 +96,7 @@ class LitMNISTCLI(LightningCLI):
                     "prog": program_name(),
                     "description": __doc__.splitlines()[0],
                     "allow_abbrev": False,
+                    "epilog": SWEEP_HELP,
                     **{name: {"allow_abbrev": False} for name in self.subcommands()},
                 },  # fmt: skip
                 args=args,

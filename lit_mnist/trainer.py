@@ -22,7 +22,75 @@ from lit_mnist.serving.onnx_export import export_onnx
 
 
 class Trainer(pl.Trainer):
-    """Lightning's Trainer, whose predict also prints its results, with lr_find, export and serve methods."""
+    """Lightning's Trainer, whose predict also prints its results, with lr_find, export and serve methods.
+
+    fit, validate and test are Lightning's own, with docstrings that say what each does here: the command line's
+    help is made of them.
+    """
+
+    def fit(
+        self,
+        model: pl.LightningModule,
+        train_dataloaders: Any = None,
+        val_dataloaders: Any = None,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        ckpt_path: Optional[str] = None,
+        weights_only: Optional[bool] = None,
+    ) -> None:
+        """Train the network, then test its final weights once on the test digits, as the post does.
+
+        Args:
+            model: The network.
+            train_dataloaders: Training batches; by default the data module's.
+            val_dataloaders: Validation batches; by default the data module's.
+            datamodule: The digits.
+            ckpt_path: A checkpoint to go on from: "last" (the newest run with the same settings) or a run's
+                checkpoints/last.ckpt continues that run in its folder; any other checkpoint starts a new run from it.
+            weights_only: Load only tensors and plain data from the checkpoint.
+        """
+        super().fit(model, train_dataloaders, val_dataloaders, datamodule, ckpt_path, weights_only)
+
+    def validate(
+        self,
+        model: Optional[pl.LightningModule] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        weights_only: Optional[bool] = None,
+    ) -> list[dict[str, float]]:
+        """Evaluate a checkpoint on the 5,000 validation digits.
+
+        Args:
+            model: The network.
+            dataloaders: Validation batches; by default the data module's.
+            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
+            verbose: Print the figures.
+            datamodule: The digits.
+            weights_only: Load only tensors and plain data from the checkpoint.
+        """
+        return super().validate(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
+
+    def test(
+        self,
+        model: Optional[pl.LightningModule] = None,
+        dataloaders: Any = None,
+        ckpt_path: Optional[str] = None,
+        verbose: bool = True,
+        datamodule: Optional[pl.LightningDataModule] = None,
+        weights_only: Optional[bool] = None,
+    ) -> list[dict[str, float]]:
+        """Evaluate a checkpoint on the 10,000 test digits.
+
+        Args:
+            model: The network.
+            dataloaders: Test batches; by default the data module's.
+            ckpt_path: The checkpoint to evaluate, e.g. lightning_logs/version_0/checkpoints/last.ckpt.
+            verbose: Print the figures.
+            datamodule: The digits.
+            weights_only: Load only tensors and plain data from the checkpoint.
+        """
+        return super().test(model, dataloaders, ckpt_path, verbose, datamodule, weights_only)
 
     def predict(
         self,

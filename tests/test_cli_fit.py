@@ -419,9 +419,12 @@ def test_help_describes_every_subcommand_in_full(tmp_path):
     result = run_in_process("--help", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     text = " ".join(result.stdout.split())
-    # fit, validate and test are Lightning's own; the project's commands say what they do for this network.
-    for subcommand in ("fit", "validate", "test"):
-        assert subcommand in text
+    # Each subcommand says what it does here, in a sentence of its own (not Lightning's, cut mid-sentence).
+    assert "fit Train the network, then test its final weights once on the test digits, as the post does." in text
+    assert "validate Evaluate a checkpoint on the 5,000 validation digits." in text
+    assert "test Evaluate a checkpoint on the 10,000 test digits." in text
+    assert "Runs the full optimization routine" not in text and "never run on your" not in text
+    assert 'sweep: Search the post\'s "alchemy" of hyperparameters with Optuna' in text
     assert "predict Predict the digit in each of your images: one line per file, and a CSV file" in text
     assert "lr_find Find a learning rate: Lightning's LR range test" in text
     assert "export Export a checkpoint's network as ONNX" in text

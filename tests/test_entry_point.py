@@ -10,7 +10,7 @@ from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow  # CLI runs in subprocesses, servers or the real data
 
-SUBCOMMANDS = ("fit", "validate", "test", "predict", "lr_find", "export", "serve")
+SUBCOMMANDS = ("fit", "validate", "test", "predict", "lr_find", "export", "serve", "sweep")
 
 
 @pytest.mark.parametrize(
