@@ -24,8 +24,20 @@ import torch
 from filelock import FileLock
 
 REPO = Path(__file__).resolve().parents[1]
-# The real MNIST copy beside the checkout (CI has it); LIT_MNIST_REAL_DATA overrides the location.
-REAL_DATA = Path(os.environ.get("LIT_MNIST_REAL_DATA", REPO.parent / "shared" / "data"))
+
+
+def real_data_folder() -> Path:
+    """Where the real MNIST files are: LIT_MNIST_REAL_DATA if set, else the copy beside the checkout (CI has it), else
+    the clone's own data/ (where the README puts them, and where fit downloads them)."""
+    if "LIT_MNIST_REAL_DATA" in os.environ:
+        return Path(os.environ["LIT_MNIST_REAL_DATA"])
+    places = [REPO.parent / "shared" / "data", REPO / "data"]
+    return next(
+        (place for place in places if (place / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()), places[0]
+    )
+
+
+REAL_DATA = real_data_folder()
 CHROMIUM = Path("/usr/bin/chromium")  # Debian's; `playwright install` cannot download a browser here
 
 
@@ -83,7 +95,7 @@ def real_data() -> Path:
     if not (REAL_DATA / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file():
         if os.environ.get("CI"):
             pytest.fail(f"real MNIST expected at {REAL_DATA} in CI")
-        pytest.skip(f"real MNIST not found at {REAL_DATA}")
+        pytest.skip(f"real MNIST not found in {REPO / 'data'} or {REAL_DATA}: put the four files in data/MNIST/raw/")
     return REAL_DATA
 
 
