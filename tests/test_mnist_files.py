@@ -92,3 +92,38 @@ def test_split_is_the_posts_and_every_test_image_counts(tiny_data):
     assert torch.equal(val_images, all_train.data[:100])  # the first images are held out, as TF's input_data did
     assert len(train_images) == 500
     assert len(test_labels) == 200  # 200 = 3 * 64 + 8: the partial last batch is kept
+
+
+def gzip_files(data_dir: Path, names: list[str]) -> dict[str, bytes]:
+    """Replace each named file by its .gz, as most mirrors serve them; returns the original bytes."""
+    import gzip
+
+    originals = {}
+    for name in names:
+        path = raw(data_dir) / name
+        originals[name] = path.read_bytes()
+        (raw(data_dir) / f"{name}.gz").write_bytes(gzip.compress(originals[name]))
+        path.unlink()
+    return originals
+
+
+@pytest.mark.parametrize("gzipped", [list(mnist_files.OFFICIAL_FILES), ["train-images-idx3-ubyte"]],
+                         ids=["all four", "one of them"])  # fmt: skip
+def test_files_downloaded_by_hand_as_gz_are_read(tiny_data, gzipped):
+    originals = gzip_files(tiny_data, gzipped)
+    datamodule = MNISTDataModule(str(tiny_data), download=False, val_size=100)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    assert len(datamodule.train_data[1]) == 500
+    for name, content in originals.items():
+        assert (raw(tiny_data) / name).read_bytes() == content  # decompressed beside it
+        assert (raw(tiny_data) / f"{name}.gz").is_file()  # the user's file stays
+
+
+def test_a_damaged_gz_file_is_named(tiny_data):
+    gzip_files(tiny_data, ["t10k-labels-idx1-ubyte"])
+    packed = raw(tiny_data) / "t10k-labels-idx1-ubyte.gz"
+    packed.write_bytes(packed.read_bytes()[:20])
+    with pytest.raises(UserError, match=r"t10k-labels-idx1-ubyte\.gz cannot be decompressed .*replace it"):
+        MNISTDataModule(str(tiny_data), download=False).prepare_data()
+    assert sorted(path.name for path in raw(tiny_data).iterdir() if "t10k-labels" in path.name) == [packed.name]

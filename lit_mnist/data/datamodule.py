@@ -73,13 +73,15 @@ class MNISTDataModule(LightningDataModule):
         return any((hparams.max_rotation, hparams.max_shift, hparams.max_scale, hparams.elastic_alpha))
 
     def prepare_data(self) -> None:
-        """Download MNIST if any of its files is missing, then check all four.
+        """Decompress the files downloaded by hand as .gz, download MNIST if any file is still missing, then check all
+        four.
 
         Lightning runs this once per machine, before the run writes anything, so bad data stops it with nothing
         written.
         """
         if self.trainer is not None and self.trainer.predicting:
             return  # predicting reads the user's images, not MNIST
+        mnist_files.decompress_gzipped(self.data_dir)
         if mnist_files.missing_files(self.data_dir) and self.hparams.download:
             mnist_files.download(self.data_dir)
         mnist_files.check_files(self.data_dir)

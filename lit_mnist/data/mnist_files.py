@@ -4,11 +4,13 @@ torchvision's reader trusts its input: a truncated file ends in an AssertionErro
 and size is checked here first, so that a bad file gets a message naming it and saying what to do.
 """
 
+import gzip
 import hashlib
 import math
 import re
 import shutil
 import struct
+import zlib
 from pathlib import Path
 
 from lightning.pytorch.utilities import rank_zero_info
@@ -52,6 +54,31 @@ def locate(data_dir: str | Path) -> Path:
 def missing_files(data_dir: str | Path) -> list[str]:
     folder = raw_folder(data_dir)
     return [name for name in OFFICIAL_FILES if not (folder / name).is_file()]
+
+
+def decompress_gzipped(data_dir: str | Path) -> None:
+    """Decompress each missing file that is there as NAME.gz, as most mirrors serve them, into NAME beside it (the
+    .gz file stays): torchvision reads only the decompressed files."""
+    folder = raw_folder(data_dir)
+    for name in missing_files(data_dir):
+        packed, partial = folder / f"{name}.gz", folder / f".{name}.partial"
+        if not packed.is_file():
+            continue
+        try:
+            with gzip.open(packed) as source, partial.open("wb") as target:
+                shutil.copyfileobj(source, target)
+            partial.replace(folder / name)
+        except (gzip.BadGzipFile, EOFError, zlib.error) as error:
+            partial.unlink(missing_ok=True)
+            raise UserError(
+                f"{packed} cannot be decompressed ({_reason(error)}): replace it with an intact copy"
+            ) from None
+        except OSError as error:
+            partial.unlink(missing_ok=True)
+            raise UserError(
+                f"cannot decompress {packed} into {folder} ({error.strerror}): decompress it there yourself "
+                "(gunzip -k), or copy the folder somewhere writable"
+            ) from None
 
 
 def download(data_dir: str | Path) -> None:
