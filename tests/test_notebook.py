@@ -29,4 +29,15 @@ def test_the_notebook_runs_the_posts_experiment_and_the_alchemy(real_data, tmp_p
     assert "test accuracy" in printed and "(the post: 85.75%)" in printed
     assert printed.count(": acc/val 0.") == 3  # one line per setting of the alchemy
     assert (tmp_path / "lightning_logs" / "notebook" / "version_0").is_dir()
-    assert len(list((tmp_path / "lightning_logs" / "alchemy").iterdir())) == 3
+    # The alchemy's runs in a folder of their own, not the one `sweep --study_name alchemy` uses.
+    assert sorted(path.name for path in (tmp_path / "lightning_logs").iterdir()) == ["notebook", "notebook_alchemy"]
+    assert len(list((tmp_path / "lightning_logs" / "notebook_alchemy").iterdir())) == 3
+
+
+def test_the_notebook_finds_the_clones_data_folder_wherever_it_is_opened():
+    """JupyterLab and VS Code start the kernel in notebooks/: the data folder is the clone's data/, not
+    notebooks/data."""
+    cell = "".join(json.loads(NOTEBOOK.read_text())["cells"][1]["source"])
+    settings: dict = {}
+    exec(cell, settings)  # the settings cell alone, run where the tests run
+    assert settings["DATA_DIR"] == str(REPO / "data")
