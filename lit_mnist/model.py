@@ -24,7 +24,8 @@ ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "identit
 
 
 class MNISTClassifier(LightningModule):
-    """A fully connected network for MNIST digits: 784 -> hidden_sizes -> 10, ReLU between the layers.
+    """A fully connected network for MNIST digits: 784 -> hidden_sizes -> 10, with ReLU (or another activation) after
+    each hidden layer.
 
     Args:
         hidden_sizes: Width of each hidden layer; its length is the depth. The post's deeper network is [500, 500];

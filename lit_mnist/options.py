@@ -98,7 +98,8 @@ def _nearest(word: str, candidates: set[str]) -> list[str]:
     shortened = sorted(option for option in candidates if abbreviates(option))
     scored = sorted(((difflib.SequenceMatcher(None, word, option).ratio(), option) for option in candidates),
                     reverse=True)  # fmt: skip
-    close = [option for score, option in scored[:2] if score >= 0.6 and score >= scored[0][0] - 0.05]
+    best = scored[0][0] if scored else 0.0
+    close = [option for score, option in scored[:2] if score >= 0.6 and score >= best - 0.05]
     return list(dict.fromkeys(shortened + close))[:2]
 
 
