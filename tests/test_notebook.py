@@ -1,6 +1,7 @@
 """The post's readers' notebook, run top to bottom on the real digits with small settings, as papermill runs it."""
 
 import json
+import re
 
 import pytest
 
@@ -27,6 +28,13 @@ def test_the_notebook_runs_the_posts_experiment_and_the_alchemy(real_data, tmp_p
         output.get("text", "") for cell in ran["cells"] if cell["cell_type"] == "code" for output in cell["outputs"]
     )
     assert "test accuracy" in printed and "(the post: 85.75%)" in printed
+    # What a reader wants to see: no tips for Lightning's other products, no device lines, no deprecation from inside
+    # Lightning, and a bar that moves every 100 steps rather than at every one.
+    noise = [line for line in printed.splitlines() if re.search(r"Tip:|available:|Seed set|Warning|deprecated", line)]
+    assert noise == [], noise
+    bars = sum(output.get("text", "").count("\r") for cell in ran["cells"] if cell["cell_type"] == "code"
+               for output in cell["outputs"])  # fmt: skip
+    assert bars < 50, bars
     assert printed.count(": acc/val 0.") == 3  # one line per setting of the alchemy
     assert (tmp_path / "lightning_logs" / "notebook" / "version_0").is_dir()
     # The alchemy's runs in a folder of their own, not the one `sweep --study_name alchemy` uses.
