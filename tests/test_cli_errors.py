@@ -208,7 +208,7 @@ def test_no_network_for_the_download(tmp_path, monkeypatch, capsys):
     line = run_main(["fit"], capsys)
     assert line == (
         "error: cannot download MNIST (Temporary failure in name resolution): put the four MNIST files in "
-        "data/MNIST/raw/ yourself, or point --data.data_dir at a folder that holds MNIST/raw/"
+        "data/MNIST/raw/ yourself, or point data_dir (--data.data_dir) at a folder that holds MNIST/raw/"
     )
     assert list(tmp_path.iterdir()) == []  # neither the data folder nor a run folder
 
@@ -261,7 +261,7 @@ def test_files_directly_in_data_dir_are_told_where_they_belong(tiny_data, tmp_pa
     line = run_main(["fit", "--data.data_dir", str(flat), *TINY_ARGS], capsys)
     assert line == (
         f"error: the MNIST files are in {flat} itself, but they belong in {flat}/MNIST/raw/: move them there, or "
-        "point --data.data_dir at the folder that holds MNIST/raw/"
+        "point data_dir (--data.data_dir) at the folder that holds MNIST/raw/"
     )
     assert sorted(path.name for path in flat.iterdir()) == sorted(
         path.name for path in (tiny_data / "MNIST" / "raw").iterdir()

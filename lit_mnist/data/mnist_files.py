@@ -46,7 +46,7 @@ def locate(data_dir: str | Path) -> Path:
     if missing_files(data_dir) and all((data_dir / name).is_file() for name in OFFICIAL_FILES):
         raise UserError(
             f"the MNIST files are in {data_dir} itself, but they belong in {raw_folder(data_dir)}/: move them "
-            "there, or point --data.data_dir at the folder that holds MNIST/raw/"
+            "there, or point data_dir (--data.data_dir) at the folder that holds MNIST/raw/"
         )
     return data_dir
 
@@ -100,7 +100,7 @@ def download(data_dir: str | Path) -> None:
                 path.rmdir()
         raise UserError(
             f"cannot download MNIST ({_reason(error)}): put the four MNIST files in {folder}/ yourself, or point "
-            "--data.data_dir at a folder that holds MNIST/raw/"
+            "data_dir (--data.data_dir) at a folder that holds MNIST/raw/"
         ) from None
 
 
@@ -111,8 +111,8 @@ def check_files(data_dir: str | Path) -> None:
     if missing:
         raise UserError(
             f"MNIST files missing in {folder}: {', '.join(missing)}. Copy the four MNIST files there, point "
-            "--data.data_dir at a folder holding MNIST/raw/, or allow the download (--data.download true) with "
-            "network access"
+            "data_dir (--data.data_dir) at a folder holding MNIST/raw/, or allow the download (download=True, "
+            "--data.download true) with network access"
         )
     counts = {name: _check_idx(folder / name) for name in OFFICIAL_FILES}
     unofficial = [name for name in OFFICIAL_FILES if (folder / name).stat().st_size != OFFICIAL_FILES[name][1]]
