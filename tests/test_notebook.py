@@ -18,9 +18,13 @@ def test_the_notebook_is_stored_without_outputs():
     assert code and all(cell["outputs"] == [] and cell["execution_count"] is None for cell in code)
 
 
-def test_the_notebook_runs_the_posts_experiment_and_the_alchemy(real_data, tmp_path):
+@pytest.mark.parametrize("opened_in", [".", "notebooks"], ids=["root", "notebooks folder"])
+def test_the_notebook_runs_the_posts_experiment_and_the_alchemy(real_data, tmp_path, opened_in):
+    """From the clone's root, and from notebooks/, where JupyterLab and VS Code start its kernel."""
     import papermill
 
+    tmp_path = tmp_path / opened_in
+    tmp_path.mkdir(exist_ok=True)
     parameters = dict(DATA_DIR=str(real_data), MAX_STEPS=60, ALCHEMY_STEPS=30, SHOW_TENSORBOARD=False)
     ran = papermill.execute_notebook(str(NOTEBOOK), str(tmp_path / "ran.ipynb"), parameters=parameters, cwd=tmp_path,
                                      kernel_name="python3", progress_bar=False)  # fmt: skip
