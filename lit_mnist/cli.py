@@ -156,7 +156,7 @@ class LitMNISTCLI(LightningCLI):
             # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says not.
             self.config = parser.parse_args(with_data_options(command_line, subcommand, checkpoint))
             config = self.config[subcommand]
-        check_values(config)
+        check_values(config, training=subcommand in ("fit", "lr_find"))
         if subcommand in ("validate", "test", "predict") and checkpoint is None:  # not an untrained network's 10%
             raise UserError(
                 f"{subcommand} needs a trained network: add --ckpt_path lightning_logs/version_N/checkpoints/last.ckpt"

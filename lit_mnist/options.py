@@ -21,11 +21,16 @@ Probability = restricted_number_type("Probability", float, [(">=", 0), ("<", 1)]
 Port = restricted_number_type("Port", int, [(">=", 1024), ("<=", 65535)])
 
 
-def check_values(config: Any) -> None:
-    """Values that Lightning accepts and then fails on mid-run (a division by zero, NumPy's seed range)."""
+def check_values(config: Any, training: bool) -> None:
+    """Values that Lightning accepts and then fails on mid-run (a division by zero, NumPy's seed range, BatchNorm on a
+    single image)."""
     seed = config.get("seed_everything")
     if not isinstance(seed, bool) and isinstance(seed, int) and not 0 <= seed < 2**32:
         raise UserError(f"--seed_everything must be between 0 and {2**32 - 1} (or true for a random one), got {seed}")
+    batch_norm = (config.get("model") or {}).get("batch_norm")
+    if training and batch_norm and (config.get("data") or {}).get("batch_size") == 1:
+        raise UserError("--model.batch_norm true needs batches of at least 2 images to normalise over; give a "
+                        "--data.batch_size of 2 or more")  # fmt: skip
     trainer = config.get("trainer") or {}
     for option in ("log_every_n_steps", "val_check_interval"):
         value = trainer.get(option)

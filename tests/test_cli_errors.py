@@ -299,3 +299,12 @@ def test_an_option_is_taken_by_its_full_name_only_and_a_near_miss_gets_did_you_m
     line = run_main(["fit", *typed], capsys)
     assert line.startswith(f"error: {expected} (see ")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_batch_norm_on_batches_of_one_image_gets_one_line(tmp_path, monkeypatch, capsys):
+    """BatchNorm normalises over the batch: one image has nothing to normalise over, and torch fails mid-run."""
+    monkeypatch.chdir(tmp_path)
+    line = run_main(["fit", "--model.batch_norm", "true", "--data.batch_size", "1"], capsys)
+    assert line == ("error: --model.batch_norm true needs batches of at least 2 images to normalise over; give a "
+                    "--data.batch_size of 2 or more")  # fmt: skip
+    assert list(tmp_path.iterdir()) == []
