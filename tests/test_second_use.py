@@ -91,6 +91,7 @@ def test_a_data_module_used_for_a_second_fit_gives_it_the_same_batches_as_a_new_
     second_batches, second_weights = fit_once(reused)
     fresh_batches, fresh_weights = fit_once(MNISTDataModule(str(tiny_data), download=False, val_size=100))
     for batches in (second_batches, fresh_batches):
+        assert len(batches) == len(first_batches) == 3
         assert all(torch.equal(a, b) for a, b in zip(first_batches, batches))
     assert all(torch.equal(first_weights[name], second_weights[name]) for name in first_weights)
     assert all(torch.equal(first_weights[name], fresh_weights[name]) for name in first_weights)
