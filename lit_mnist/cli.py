@@ -98,7 +98,7 @@ class LitMNISTCLI(LightningCLI):
                     "allow_abbrev": False,
                     "epilog": SWEEP_HELP,
                     **{name: {"allow_abbrev": False} for name in self.subcommands()},
-                },  # fmt: skip
+                },
                 args=args,
                 **kwargs,
             )
