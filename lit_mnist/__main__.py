@@ -1,4 +1,5 @@
-"""`python -m lit_mnist` and the `lit-mnist` command: the command line of lit_mnist/cli.py, and `sweep`."""
+"""`python -m lit_mnist` and the `lit-mnist` command: the command line of lit_mnist/cli.py, `sweep`, and the
+playground's spiral (lit_mnist/playground/cli.py) when a config names its data."""
 
 import gc
 import sys
@@ -8,7 +9,11 @@ def main() -> None:
     if sys.argv[1:2] == ["sweep"]:
         from lit_mnist.sweep.command import main as command_line
     else:
-        from lit_mnist.cli import main as command_line
+        from lit_mnist.cli import main as mnist
+        from lit_mnist.playground.cli import main as playground
+        from lit_mnist.playground.cli import names_the_spiral
+
+        command_line = playground if names_the_spiral(sys.argv[1:]) else mnist
     # torch's and Lightning's long-lived objects, out of the garbage collector's reach: its passes stay short.
     gc.freeze()
     command_line()

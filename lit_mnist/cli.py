@@ -1,6 +1,7 @@
 """Train, evaluate and use the post's deeper MNIST network: LightningCLI with the post's experiment as defaults."""
 
 import logging
+import math
 import sys
 import threading
 import warnings
@@ -43,12 +44,6 @@ TRAINER_DEFAULTS: dict[str, Any] = {
 }
 
 
-def persistent_callbacks() -> list[Callback]:
-    """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process)."""
-    # FinalCheckpoint before SignalStop: a signal during the last validation stops a run whose last.ckpt is final.
-    return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), FinalCheckpoint(), RunSummary(), SignalStop()]
-
-
 # Two checkpoint callbacks refresh last.ckpt: the best model's beside each new best, and the other every
 # every_n_train_steps steps, so that a crash loses at most that many; FinalCheckpoint writes it when training ends.
 # Each overwrites the file rather than adding last-v1.ckpt.
@@ -78,14 +73,16 @@ PROGRESS_BAR_REFRESH_STEPS = 50
 class LitMNISTCLI(LightningCLI):
     """``python -m lit_mnist {fit,validate,test,predict,lr_find,export,serve}``: see the README for every option."""
 
-    def __init__(self, args: Optional[list[str]] = None, **kwargs: Any) -> None:
+    def __init__(
+        self, args: Optional[list[str]] = None, datamodule_class: type = MNISTDataModule, **kwargs: Any
+    ) -> None:
         self._claimed_runs: list[Path] = []  # folders this command created for its run, innermost last
         try:
             super().__init__(
                 MNISTClassifier,
-                MNISTDataModule,
+                datamodule_class,
                 trainer_class=Trainer,
-                trainer_defaults={**TRAINER_DEFAULTS, "callbacks": persistent_callbacks()},
+                trainer_defaults={**TRAINER_DEFAULTS, "callbacks": self.persistent_callbacks()},
                 seed_everything_default=SEED,
                 parser_class=OneLineErrorParser,
                 save_config_callback=ConfigToTensorBoard,
@@ -104,6 +101,11 @@ class LitMNISTCLI(LightningCLI):
             )
         except UserError:
             raise
+        except ValueError as error:
+            # jsonargparse wraps a class's own check when the class was chosen by its class_path (the spiral's).
+            if isinstance(error.__cause__, UserError):
+                raise error.__cause__ from None
+            raise
         except Exception as error:
             logger = getattr(getattr(self, "trainer", None), "logger", None)  # None if the error came before it
             run = Path(logger.log_dir) if logger is not None and logger.log_dir else None
@@ -117,6 +119,29 @@ class LitMNISTCLI(LightningCLI):
                 if folder.is_dir() and not any(folder.iterdir()):
                     folder.rmdir()
 
+    def persistent_callbacks(self) -> list[Callback]:
+        """The callbacks of every run, new for each CLI (a notebook or a test makes several in one process)."""
+        # FinalCheckpoint before SignalStop: a signal during the last validation stops a run whose last.ckpt is final.
+        return [RNGStateCheckpoint(), TestFigures(), FinalValidation(), FinalCheckpoint(), RunSummary(), SignalStop()]
+
+    def validates(self, config: Any) -> bool:
+        """Whether the run holds digits back for validation."""
+        return config.data.val_size > 0
+
+    def check_checkpoint(self, checkpoint: dict[str, Any], subcommand: str) -> None:
+        """Refuse, in one line, a checkpoint of a network for other data than MNIST's digits (the spiral's)."""
+        shape = (checkpoint.get("hyper_parameters") or {}).get("input_shape", MNISTDataModule.input_shape)
+        if list(shape) != MNISTDataModule.input_shape:
+            raise UserError(
+                f"{subcommand} takes MNIST digits, and this checkpoint's network takes {math.prod(shape)} numbers, not "
+                "a 28x28 image: it was trained on the playground's spiral; give its run's --config "
+                "lightning_logs/version_N/config.yaml to use it with that data"
+            )
+
+    def data_options(self, command_line: list[str], subcommand: str, checkpoint: dict[str, Any]) -> list[str]:
+        """The command line that evaluates a checkpoint on the data it was trained on."""
+        return with_data_options(command_line, subcommand, checkpoint)
+
     @staticmethod
     def subcommands() -> dict[str, set[str]]:
         # Each subcommand is the Trainer method of that name; the set lists its arguments the CLI fills in itself.
@@ -124,6 +149,9 @@ class LitMNISTCLI(LightningCLI):
         return {**LightningCLI.subcommands(), "lr_find": filled_in, "export": filled_in, "serve": filled_in}
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        # The network's input and output sizes are the data's (Lightning's documented argument linking).
+        parser.link_arguments("data.input_shape", "model.input_shape", apply_on="instantiate")
+        parser.link_arguments("data.num_classes", "model.num_classes", apply_on="instantiate")
         parser.add_lightning_class_args(TensorBoardExtras, "tensorboard")
         levels = Literal["DEBUG", "INFO", "WARNING", "ERROR"]
         help = "The level of Lightning's log messages shown: INFO adds its lines on devices, seed and restores"
@@ -152,9 +180,11 @@ class LitMNISTCLI(LightningCLI):
         # Lightning reads the model's settings from the checkpoint right after this method, with a torch.load that
         # would end in a traceback on a bad file: each way a file can be wrong gets its line here first.
         checkpoint = read_checkpoint(config.ckpt_path) if config.get("ckpt_path") else None
+        if checkpoint is not None:
+            self.check_checkpoint(checkpoint, subcommand)
         if checkpoint is not None and subcommand != "fit" and isinstance(command_line, list):
             # Evaluating a run's checkpoint reads the data that run was trained on, unless the command line says not.
-            self.config = parser.parse_args(with_data_options(command_line, subcommand, checkpoint))
+            self.config = parser.parse_args(self.data_options(command_line, subcommand, checkpoint))
             config = self.config[subcommand]
         check_values(config, training=subcommand in ("fit", "lr_find"))
         if subcommand in ("validate", "test", "predict") and checkpoint is None:  # not an untrained network's 10%
@@ -172,7 +202,7 @@ class LitMNISTCLI(LightningCLI):
 
     def before_instantiate_classes(self) -> None:
         config = self._of_subcommand(self.config)
-        if config.data.val_size == 0:
+        if not self.validates(config):
             # No validation digits: Lightning's own switch turns validation off, and with nothing to choose a best
             # checkpoint by, last.ckpt (saved at the end) is the run's model.
             config.trainer.limit_val_batches = 0
@@ -243,11 +273,11 @@ class LitMNISTCLI(LightningCLI):
             sys.exit(1)
 
 
-def main(args: Optional[list[str]] = None) -> None:
+def main(args: Optional[list[str]] = None, cli_class: type[LitMNISTCLI] = LitMNISTCLI) -> None:
     command_line = sys.argv[1:] if args is None else list(args)
     threading.excepthook = quiet_write_failures
     try:
-        LitMNISTCLI(args=args)
+        cli_class(args=args)
     except ONE_LINE_ERRORS as error:
         line, exit_code = one_line(error, command_line)
         sys.stderr.write(f"{line}\n")

@@ -1,6 +1,7 @@
 """The post's fully connected network as a LightningModule."""
 
 import copy
+import math
 from collections import OrderedDict
 from typing import Literal
 
@@ -27,6 +28,9 @@ class MNISTClassifier(LightningModule):
     """A fully connected network for MNIST digits: 784 -> hidden_sizes -> 10, with ReLU (or another activation) after
     each hidden layer.
 
+    The same network learns the TensorFlow Playground's spiral (lit_mnist/playground): the command line takes its
+    input and output sizes from the data module, MNIST's or the spiral's.
+
     Args:
         hidden_sizes: Width of each hidden layer; its length is the depth. The post's deeper network is [500, 500];
             [] is the previous post's network, a single layer.
@@ -47,6 +51,8 @@ class MNISTClassifier(LightningModule):
             Linear before it: what is left is the same 784 -> hidden_sizes -> 10 ReLU network (export writes that).
         normalize_inputs: Standardise pixels with the MNIST mean and standard deviation; off feeds [0, 1] pixels,
             as the post does.
+        input_shape: The shape of one input, which the first layer sees flattened: MNIST's [1, 28, 28] images.
+        num_classes: How many classes the last layer scores: MNIST's 10 digits.
     """
 
     def __init__(
@@ -62,15 +68,18 @@ class MNISTClassifier(LightningModule):
         dropout: Probability = 0.0,
         batch_norm: bool = False,
         normalize_inputs: bool = False,
+        input_shape: list[int] = [1, IMAGE_SIZE, IMAGE_SIZE],
+        num_classes: int = NUM_CLASSES,
     ) -> None:
         super().__init__()
         # Plain numbers, not the CLI's checked subclasses: checkpoints stay loadable with torch.load(weights_only=True).
-        hidden_sizes = [int(size) for size in hidden_sizes]
+        hidden_sizes, input_shape = [int(size) for size in hidden_sizes], [int(size) for size in input_shape]
+        num_classes = int(num_classes)
         learning_rate, momentum, weight_decay, dropout = map(float, (learning_rate, momentum, weight_decay, dropout))
         self.save_hyperparameters()
 
         # layer1, relu1, layer2, relu2, layer3 for the post's network: the names in TensorBoard's graph.
-        sizes = [IMAGE_SIZE * IMAGE_SIZE, *hidden_sizes, NUM_CLASSES]
+        sizes = [math.prod(input_shape), *hidden_sizes, num_classes]
         self.network = nn.Sequential()
         for index, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
             self.network.add_module(f"layer{index}", nn.Linear(fan_in, fan_out))
@@ -90,16 +99,17 @@ class MNISTClassifier(LightningModule):
                 nn.init.zeros_(layer.bias)
 
         # Lightning traces forward() with this to draw the graph in TensorBoard.
-        self.example_input_array = torch.zeros(1, 1, IMAGE_SIZE, IMAGE_SIZE)
+        self.example_input_array = torch.zeros(1, *input_shape)
         # One metric object per stage, so that each accumulates and resets on its own (and across processes). The
         # loss metrics average every digit's loss: a short last batch counts for its digits, not as a whole batch.
-        self.train_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
-        self.val_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
-        self.test_acc = MulticlassAccuracy(NUM_CLASSES, average="micro")
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.val_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
         self.val_loss, self.test_loss = MeanMetric(), MeanMetric()
 
     def forward(self, images: Tensor) -> Tensor:
-        """Map a batch of images (N, 1, 28, 28) with pixels in [0, 1] to class logits (N, 10)."""
+        """Map a batch of inputs (N, *input_shape), such as images (N, 1, 28, 28) with pixels in [0, 1], to class logits
+        (N, num_classes)."""
         if self.hparams.normalize_inputs:
             images = (images - PIXEL_MEAN) / PIXEL_STD
         return self.network(images.flatten(1))
@@ -144,7 +154,8 @@ class MNISTClassifier(LightningModule):
         self.log("acc/test", self.test_acc)
 
     def predict_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> tuple[Tensor, Tensor]:
-        """Class probabilities (N, 10) of a batch of images, with the batch's second part (the images' indices)."""
+        """Class probabilities (N, num_classes) of a batch of inputs, with the batch's second part (the inputs'
+        indices)."""
         images, indices = batch
         return indices, self(images).softmax(dim=1)
 

@@ -3,6 +3,8 @@
 
 import argparse
 import difflib
+import importlib
+import inspect
 import re
 import sys
 from pathlib import Path
@@ -61,6 +63,25 @@ def plain_words(message: str, parser: argparse.ArgumentParser) -> str:
     ``Parser key "model.learning_rate": Not of type PositiveFiniteFloat: -0.01 does not conform to restriction v>0
     and v<inf`` becomes ``--model.learning_rate -0.01: must be greater than 0``; an unknown option gets the nearest
     known one."""
+    chosen = re.fullmatch(
+        r'Parser key "([^"]+)": Does not validate against any of the Union subtypes .*?'
+        r"Problem with given class_path '([^']+)': (.+?) - Expected a <class 'NoneType'>.*",
+        message,
+    )
+    if chosen:  # an option of a class chosen by its class_path (the spiral's data module): its own message, in full
+        group, class_path, inner = chosen.groups()
+        unknown_option = re.fullmatch(r"Option '(\w+)' is not accepted", inner)
+        if unknown_option:
+            module, _, name = class_path.rpartition(".")
+            options = inspect.signature(getattr(importlib.import_module(module), name)).parameters
+            nearest = difflib.get_close_matches(unknown_option[1], options, n=1)
+            suggestion = f"; did you mean --{group}.{nearest[0]}?" if nearest else ""
+            return f"unrecognized arguments: --{group}.{unknown_option[1]}{suggestion}"
+        return plain_words(re.sub(r'^Parser key "', f'Parser key "{group}.', inner), parser)
+    not_number = re.fullmatch(r"Parser key \"([^\"]+)\": Expected a <class '(float|int)'>\. Got value: (\S+)", message)
+    if not_number:
+        key, kind, value = not_number.groups()
+        return f"--{key} {value}: must be {'a number' if kind == 'float' else 'a whole number'}"
     number = re.fullmatch(r'Parser key "([^"]+)": Not of type \w+: (\S+) does not conform to restriction (.+)', message)
     if number:
         key, value, restriction = number.groups()

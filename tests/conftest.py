@@ -147,10 +147,14 @@ def run_in_process(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     """`python -m lit_mnist ARGS` as run_in_subprocess runs it, but as ``main(args)`` in the test's own process (no
     torch to import again): for the tests where no process boundary is under test. Its output, Lightning's log lines
     and the warnings a user would see are captured as run_in_subprocess captures them."""
+    from lit_mnist.playground.cli import names_the_spiral
+
     if args[:1] == ("sweep",):  # as __main__ dispatches it
         from lit_mnist.sweep.command import main
 
         args = args[1:]
+    elif names_the_spiral(list(args)):
+        from lit_mnist.playground.cli import main
     else:
         from lit_mnist.cli import main
 

@@ -43,6 +43,10 @@ class MNISTDataModule(LightningDataModule):
             Pillow reads; any size, dark on light or light on dark). Each is prepared as MNIST's digits were.
     """
 
+    # What the network's first and last layers are sized by (the command line links them to the model).
+    input_shape = [1, mnist_files.IMAGE_SIZE, mnist_files.IMAGE_SIZE]
+    num_classes = mnist_files.NUM_CLASSES
+
     def __init__(
         self,
         data_dir: str = "data",

@@ -20,7 +20,7 @@ from torchmetrics.utilities.distributed import gather_all_tensors
 from torchvision.utils import make_grid
 
 from lit_mnist.data.images import to_model_input
-from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
+from lit_mnist.data.mnist_files import IMAGE_SIZE
 from lit_mnist.model import ACTIVATIONS
 
 # The prefix of the histograms and the units' pictures. TIME SERIES sorts its groups by the tags' first part and opens
@@ -122,7 +122,7 @@ class TensorBoardExtras(Callback):
             self._draw_network(trainer, pl_module)
 
     def _draw_network(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        experiment = _experiment(trainer)
+        experiment = summary_writer(trainer)
         if experiment is None or not (self.histograms or self.first_layer_units):
             return
         network, step = _network(pl_module), trainer.global_step
@@ -174,7 +174,7 @@ class TensorBoardExtras(Callback):
         self._hooks = []
         # Process 0 draws; under DDP the others send it their digits' figures.
         self._collecting = (self.pr_curves or self.embedding_digits > 0) and (
-            _experiment(trainer) is not None or trainer.world_size > 1
+            summary_writer(trainer) is not None or trainer.world_size > 1
         )
         hidden = [module for module in _network(pl_module).children() if not isinstance(module, nn.Linear)][-1:]
         if self._collecting and hidden and self.embedding_digits:
@@ -213,12 +213,12 @@ class TensorBoardExtras(Callback):
         if trainer.world_size > 1:  # every test digit, from every process (their shares differ in size)
             probabilities = torch.cat(gather_all_tensors(probabilities))
             labels = torch.cat(gather_all_tensors(labels))
-        experiment = _experiment(trainer)
+        experiment = summary_writer(trainer)
         if experiment is None:
             return
         step = trainer.global_step
         if self.pr_curves:
-            for digit in range(NUM_CLASSES):
+            for digit in range(probabilities.shape[1]):  # each class: MNIST's 10 digits, the spiral's two arms
                 experiment.add_pr_curve(f"test/pr_curve/{digit}", labels == digit, probabilities[:, digit], step)
         if self.embedding_digits and self._test["hidden"]:
             count = self.embedding_digits
@@ -229,7 +229,7 @@ class TensorBoardExtras(Callback):
                 hidden,
                 metadata=[[str(t), str(p), "right" if t == p else "wrong"] for t, p in zip(true, predicted)],
                 metadata_header=["true", "predicted", "result"],
-                label_img=images,
+                label_img=images if images.dim() == 4 else None,  # pictures for images; the spiral's are points
                 global_step=step,
                 tag="last_hidden_layer_test",
             )
@@ -262,7 +262,7 @@ class ConfigToTensorBoard(SaveConfigCallback):
 
     def on_fit_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
         extras = [callback for callback in trainer.callbacks if isinstance(callback, TensorBoardExtras)]
-        experiment = _experiment(trainer)
+        experiment = summary_writer(trainer)
         if experiment is None or not extras or not extras[0].config_text:
             return
         text = self.parser.dump(self.config, skip_none=False)
@@ -275,7 +275,7 @@ def _network(pl_module: LightningModule) -> nn.Module:
     return getattr(pl_module, "network", pl_module)
 
 
-def _experiment(trainer: Trainer) -> Any:
+def summary_writer(trainer: Trainer) -> Any:
     """The TensorBoard SummaryWriter on process 0; None elsewhere or with another logger."""
     experiment = getattr(trainer.logger, "experiment", None)
     return experiment if trainer.is_global_zero and hasattr(experiment, "add_histogram") else None
