@@ -40,7 +40,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", nargs="+", type=int, default=[1, 2, 3])
     args = parser.parse_args()
-    print("| config | learning rate | test accuracy, seeds " + " / ".join(map(str, args.seeds)) + " | mean | wall time |")
+    seeds = " / ".join(map(str, args.seeds))
+    print(f"| config | learning rate | test accuracy, seeds {seeds} | mean | wall time |")
     print("| --- | --- | --- | --- | --- |")
     for config in CONFIGS:
         own = yaml.safe_load((REPO / "configs" / f"{config}.yaml").read_text())["model"]["learning_rate"]

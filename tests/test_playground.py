@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lit_mnist.playground import SpiralDataModule
 from lit_mnist.playground.cli import names_the_spiral
 from lit_mnist.playground.spiral import FEATURES, features, plane_grid, spiral
-from tests.conftest import REPO, first_run, reported, run_in_process, run_in_subprocess
+from tests.conftest import REPO, first_run, reported, run_in_process, run_in_subprocess, tensorboard
 
 CONFIGS = REPO / "configs"
 ALL_FEATURES = "[x1,x2,x1_squared,x2_squared,x1_times_x2,sin_x1,sin_x2]"
@@ -96,6 +96,7 @@ def test_bad_spiral_options_get_one_line_and_exit_2(tmp_path, options, line):
 def test_a_config_or_data_option_naming_the_spiral_selects_its_command_line(tmp_path):
     assert names_the_spiral(["fit", "--config", str(CONFIGS / "spiral_shallow.yaml")])
     assert names_the_spiral(["fit", "--data", "SpiralDataModule"])
+    assert names_the_spiral(["fit", "--data.help", "SpiralDataModule"])
     assert names_the_spiral(["fit", "--data=lit_mnist.playground.SpiralDataModule"])
     nested = tmp_path / "nested.yaml"
     nested.write_text("fit:\n  data:\n    class_path: lit_mnist.playground.SpiralDataModule\n")
@@ -110,6 +111,7 @@ def spiral_run(tmp_path_factory) -> Path:
     work = tmp_path_factory.mktemp("spiral")
     result = run_in_process("fit", *SHORT, cwd=work)
     assert result.returncode == 0, result.stderr
+    assert "Warning" not in result.stderr, result.stderr  # no validation is the spiral's design, not a mistake
     return first_run(work)
 
 
@@ -120,9 +122,9 @@ def test_tensorboard_shows_the_output_and_every_hidden_unit_over_the_plane(spira
     assert "playground/output" in images
     assert [event.step for event in events.Images("playground/output")] == [0, 20, 40, 50]
     for layer in range(1, 7):  # six hidden layers of eight units, each in a row of eight pictures
-        (*_, last) = events.Images(f"playground/layer{layer}_units")
+        (*_, last) = events.Images(f"playground/units_layer{layer}")
         assert (last.width, last.height) == (8 * 60 + 7 * 4, 60)
-    assert "playground/layer7_units" not in images  # the output layer is the output's picture
+    assert "playground/units_layer7" not in images  # the output layer is the output's picture
     assert {"loss/train", "acc/train", "acc/test"} <= set(events.Tags()["scalars"])
     assert events.Tags()["graph"]
     hparams = (spiral_run / "hparams.yaml").read_text()
@@ -165,3 +167,40 @@ def test_the_posts_three_networks_on_the_spiral(tmp_path, config, passes):
                                cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert passes(reported(result.stdout, "acc/test"))
+
+
+def test_the_playgrounds_pictures_render_in_tensorboard_in_a_real_browser(spiral_run, browser, tmp_path):
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    try:
+        spiral_screenshot(spiral_run.parent, tmp_path / "spiral.png", page)
+    finally:
+        page.close()
+    assert (tmp_path / "spiral.png").stat().st_size > 10_000
+
+
+def spiral_screenshot(logdir: Path, file: Path, page) -> None:
+    """Serve logdir with TensorBoard and save IMAGES, filtered to the Playground's pictures, from ``page``."""
+    runs = sorted(path.name for path in logdir.iterdir() if path.is_dir())
+    with tensorboard(logdir, runs) as url:
+        page.goto(f"{url}/#images&tagFilter=playground")
+        page.get_by_text("playground/units_layer1").first.wait_for(state="visible", timeout=60_000)
+        page.locator("img").last.wait_for(state="visible", timeout=60_000)
+        page.wait_for_timeout(2000)  # let the pictures finish loading
+        page.screenshot(path=file, full_page=True)
+
+
+if (
+    __name__ == "__main__"
+):  # the docs' picture: python -m tests.test_playground LOGDIR FILE, with a run of the deep config
+    import sys
+
+    from playwright.sync_api import sync_playwright
+
+    from tests.conftest import launch_chromium
+
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        spiral_screenshot(
+            Path(sys.argv[1]), Path(sys.argv[2]), chromium.new_page(viewport={"width": 1400, "height": 1000})
+        )
+        chromium.close()

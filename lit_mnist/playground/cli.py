@@ -61,10 +61,10 @@ class PlaygroundCLI(cli.LitMNISTCLI):
 
 
 def names_the_spiral(command_line: list[str]) -> bool:
-    """Whether the command line selects the spiral: ``--data SpiralDataModule``, or a --config whose data's
-    class_path is the spiral's (at the top of the file, or under the subcommand's name)."""
+    """Whether the command line selects the spiral: ``--data SpiralDataModule`` (or ``--data.help`` of it), or a
+    --config whose data's class_path is the spiral's (at the top of the file, or under the subcommand's name)."""
     for option, value in zip(command_line, command_line[1:]):
-        if option == "--data" and value in NAMES:
+        if option in ("--data", "--data.help") and value in NAMES:
             return True
         if option in ("-c", "--config") and Path(value).is_file():
             try:

@@ -84,7 +84,8 @@ class SpiralDataModule(LightningDataModule):
         return ShuffledBatches(inputs, self.train_labels, self.batch_size, torch.initial_seed(), epoch, **self._shard())
 
     def val_dataloader(self) -> list:
-        """No validation points, as in the Playground (the command line turns validation off)."""
+        """None: the Playground holds no points back for validation. Train with ``Trainer(limit_val_batches=0)``, as
+        the command line does."""
         return []
 
     def test_dataloader(self) -> SequentialBatches:

@@ -23,7 +23,7 @@ class PlaygroundPictures(Callback):
     """Draws the Playground's pictures into TensorBoard at the start of training, every few steps, and at its end.
 
     ``playground/output`` is the network's answer at each point of the plane, from orange (surely class 0) through grey
-    (either) to blue (surely class 1), with the training points on it. ``playground/layerN_units`` has one picture
+    (either) to blue (surely class 1), with the training points on it. ``playground/units_layerN`` has one picture
     per unit of hidden layer N: its output at each point of the plane, from grey (0) to blue for its largest positive
     value and orange for its most negative one. The first layer's units draw lines (a ReLU unit turns on across one);
     the deeper layers combine them into the spiral.
@@ -58,39 +58,44 @@ class PlaygroundPictures(Callback):
             return
         self._drawn_at = step = trainer.global_step
         data = trainer.datamodule
-        output, _ = self._outputs(pl_module, data, self.output_resolution)
-        picture = colour(output.view(self.output_resolution, self.output_resolution))
-        picture = with_points(picture, data.train_points, data.train_labels)
+        picture = output_picture(pl_module, data, self.output_resolution)
         experiment.add_image("playground/output", picture, step, dataformats="HWC")
-        _, hidden = self._outputs(pl_module, data, self.unit_resolution)
+        _, hidden = network_outputs(pl_module, data, self.unit_resolution)
         for name, values in hidden.items():
             scale = values.abs().amax(dim=0).clamp(min=1e-12)  # each unit by its own largest value
             units = (values / scale).T.reshape(-1, self.unit_resolution, self.unit_resolution)
-            experiment.add_image(f"playground/{name}_units", unit_row(units), step, dataformats="HWC")
+            experiment.add_image(f"playground/units_{name}", unit_row(units), step, dataformats="HWC")
         experiment.flush()
 
-    @staticmethod
-    def _outputs(pl_module: LightningModule, data: Any, resolution: int) -> tuple[Tensor, dict[str, Tensor]]:
-        """The network at every pixel's point: its output in [-1, 1] (the probability of class 1, from -1 for
-        surely class 0 to +1 for surely class 1), and each hidden layer's outputs (pixels, units) by layer name."""
-        hidden: dict[str, Tensor] = {}
-        modules = [(name, module) for name, module in pl_module.network.named_children()
-                   if isinstance(module, tuple(ACTIVATIONS.values()))]  # fmt: skip
-        hooks = [
-            module.register_forward_hook(lambda m, i, out, index=index: hidden.__setitem__(f"layer{index}", out))
-            for index, (_, module) in enumerate(modules, start=1)
-        ]
-        was_training = pl_module.training
-        pl_module.eval()
-        try:
-            with torch.no_grad():
-                inputs = data.inputs(plane_grid(resolution)).to(pl_module.device)
-                probabilities = pl_module(inputs).float().softmax(dim=1)
-        finally:
-            pl_module.train(was_training)
-            for hook in hooks:
-                hook.remove()
-        return (probabilities[:, 1] * 2 - 1).cpu(), {name: values.float().cpu() for name, values in hidden.items()}
+
+def network_outputs(pl_module: LightningModule, data: Any, resolution: int) -> tuple[Tensor, dict[str, Tensor]]:
+    """The network at every pixel's point: its output in [-1, 1] (the probability of class 1, from -1 for
+    surely class 0 to +1 for surely class 1), and each hidden layer's outputs (pixels, units) by layer name."""
+    hidden: dict[str, Tensor] = {}
+    activations = [module for module in pl_module.network if isinstance(module, tuple(ACTIVATIONS.values()))]
+    hooks = [
+        module.register_forward_hook(lambda m, i, out, index=index: hidden.__setitem__(f"layer{index}", out))
+        for index, module in enumerate(activations, start=1)
+    ]
+    was_training = pl_module.training
+    pl_module.eval()
+    try:
+        with torch.no_grad():
+            inputs = data.inputs(plane_grid(resolution)).to(pl_module.device)
+            probabilities = pl_module(inputs).float().softmax(dim=1)
+    finally:
+        pl_module.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    return (probabilities[:, 1] * 2 - 1).cpu(), {name: values.float().cpu() for name, values in hidden.items()}
+
+
+def output_picture(pl_module: LightningModule, data: Any, resolution: int) -> Tensor:
+    """The network's output over the plane with the training points on it, as the Playground draws it: an RGB
+    picture (resolution, resolution, 3) of bytes."""
+    output, _ = network_outputs(pl_module, data, resolution)
+    picture = colour(output.view(resolution, resolution))
+    return with_points(picture, data.train_points, data.train_labels)
 
 
 def colour(values: Tensor) -> Tensor:

@@ -143,7 +143,7 @@ class TensorBoardExtras(Callback):
                 _add_histogram(experiment, f"{NETWORK}/weights/{name}", layer.weight.detach(), step)
                 _add_histogram(experiment, f"{NETWORK}/biases/{name}", layer.bias.detach(), step)
             batch = self._batch(trainer, pl_module)
-            if batch is not None:  # None in a run without validation digits (--data.val_size 0)
+            if batch is not None:  # None in a run without validation
                 activations, gradients = _activations_and_gradients(pl_module, network, *batch)
                 for name, values in {**activations, **gradients}.items():
                     _add_histogram(experiment, name, values, step)
@@ -156,6 +156,8 @@ class TensorBoardExtras(Callback):
         Not through the data module's on_after_batch_transfer: during training it augments, drawing random numbers
         that training would then not draw."""
         if self._fixed_batch is None:
+            if not trainer.limit_val_batches:  # validation is off (--data.val_size 0, or the spiral, which has none)
+                return None
             images, labels = [], []
             for batch in trainer.datamodule.val_dataloader():
                 images.append(to_model_input(batch[0].to(pl_module.device)))
