@@ -155,3 +155,20 @@ def test_fit_twice_in_one_folder_makes_two_runs_with_the_same_figures(tiny_data,
     first, second = (torch.load(tmp_path / "lightning_logs" / run / "checkpoints" / "last.ckpt", weights_only=True)
                      for run in runs)  # fmt: skip
     assert all(torch.equal(first["state_dict"][name], second["state_dict"][name]) for name in first["state_dict"])
+
+
+def test_a_second_run_without_a_logger_in_one_folder_gets_one_line_and_overwrites_nothing(tiny_data, tmp_path):
+    """Without a logger a run has no version_N folder: its config.yaml and checkpoints/ go into the working folder,
+    where a second such run would replace them."""
+    args = ["fit", "--data.data_dir", str(tiny_data), *TINY_ARGS, "--trainer.logger", "false",
+            "--trainer.enable_progress_bar", "false"]  # fmt: skip
+    first = run_in_process(*args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    kept = {path: path.read_bytes() for path in [tmp_path / "config.yaml", *(tmp_path / "checkpoints").iterdir()]}
+    second = run_in_process(*args, "--seed_everything", "7", cwd=tmp_path)
+    assert second.returncode == 2, second.stderr
+    assert "already holds a run without a logger" in second.stderr and "Traceback" not in second.stderr
+    assert len(second.stderr.strip().splitlines()) == 1, second.stderr
+    assert {path: path.read_bytes() for path in kept} == kept
+    written = sorted(path.name for path in tmp_path.iterdir() if path != tiny_data)
+    assert written == ["checkpoints", "config.yaml"]

@@ -21,6 +21,7 @@ from torchvision.utils import make_grid
 
 from lit_mnist.data.images import to_model_input
 from lit_mnist.data.mnist_files import IMAGE_SIZE
+from lit_mnist.errors import UserError
 from lit_mnist.model import ACTIVATIONS
 
 # The prefix of the histograms and the units' pictures. TIME SERIES sorts its groups by the tags' first part and opens
@@ -255,6 +256,13 @@ class ConfigToTensorBoard(SaveConfigCallback):
         super().__init__(parser, config, *args, **kwargs)
 
     def setup(self, trainer: Trainer, pl_module: LightningModule, stage: str) -> None:
+        saved = Path(trainer.log_dir or ".") / self.config_filename
+        if not self.already_saved and not self.overwrite and saved.is_file():  # Lightning would stop with a traceback
+            without = " without a logger" if trainer.logger is None else ""
+            raise UserError(
+                f"{saved} exists: {saved.parent} already holds a run{without}; give this run a folder of its own with "
+                "--trainer.default_root_dir, or remove that run"
+            )
         try:
             super().setup(trainer, pl_module, stage)
         except OSError as error:  # the YAML writer does not say which file it could not write
