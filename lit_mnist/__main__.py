@@ -7,7 +7,14 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["sweep"]:
-        from lit_mnist.sweep.command import main as command_line
+        from lit_mnist.errors import UserError, needs_extra
+
+        try:
+            with needs_extra("sweep", "sweep"):
+                from lit_mnist.sweep.command import main as command_line
+        except UserError as error:
+            sys.stderr.write(f"error: {error}\n")
+            sys.exit(error.exit_code)
     else:
         from lit_mnist.cli import main as mnist
         from lit_mnist.playground.cli import main as playground

@@ -1,11 +1,13 @@
 """The exceptions whose message is shown to the user as is, in one line without a traceback, their exit codes, how a
 failed write is recognised, and the one place that turns an exception into that line."""
 
+import contextlib
 import errno
 import shlex
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Optional
 
@@ -61,6 +63,28 @@ class TrainingStopped(UserError):
                 kept.append(argument)
         resume = shlex.join(["python", "-m", "lit_mnist", *kept, "--ckpt_path", str(self.checkpoint)])
         return f"{self}; {self.checkpoint} holds it. Resume with: {resume}"
+
+
+# The package's optional parts (pyproject.toml's extras): what each is called, and the modules that need it.
+EXTRAS = {
+    "serve": ("serving", {"litserve"}),
+    "export": ("ONNX export", {"onnx", "onnxscript"}),
+    "sweep": ("sweep", {"optuna", "optuna_integration", "sqlalchemy", "filelock"}),
+    "postgres": ("PostgreSQL", {"psycopg"}),
+}
+
+
+@contextlib.contextmanager
+def needs_extra(command: str, extra: str) -> Iterator[None]:
+    """Turn the import of a missing module of ``extra`` into one line that gives the pip command to install it."""
+    try:
+        yield
+    except ImportError as error:
+        name, modules = EXTRAS[extra]
+        cause = error.__cause__ or error  # Optuna reports a missing database driver as an ImportError of its own
+        if not isinstance(cause, ModuleNotFoundError) or (cause.name or "").split(".")[0] not in modules:
+            raise
+        raise UserError(f"{command} needs the {name} extra: pip install 'lit-mnist[{extra}]'") from None
 
 
 # What a file that cannot be written fails with: disk full, over a file-size limit or quota, permission lost,

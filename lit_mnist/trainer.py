@@ -15,10 +15,9 @@ from jsonargparse.typing import PositiveInt
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 
-from lit_mnist.errors import UserError
+from lit_mnist.errors import UserError, needs_extra
 from lit_mnist.options import NonNegativeFiniteFloat, Port, PositiveFiniteFloat
 from lit_mnist.predictions import PredictionWriter
-from lit_mnist.serving.onnx_export import export_onnx
 
 
 class Trainer(pl.Trainer):
@@ -137,6 +136,8 @@ class Trainer(pl.Trainer):
             ckpt_path: The checkpoint to export (a run's last.ckpt or a best one).
             output: The ONNX file to create.
         """
+        with needs_extra("export", "export"):  # an extra: onnx and onnxscript, which torch's exporter needs
+            from lit_mnist.serving.onnx_export import export_onnx
         _load_weights(model, ckpt_path, "export")
         export_onnx(model, Path(output))
         print(f"Exported {ckpt_path} to {output}")
@@ -168,8 +169,9 @@ class Trainer(pl.Trainer):
             workers: Inference worker processes, each with its own copy of the network.
             access_log: Print a line for each request.
         """
-        # Imported here: the web stack (LitServe, FastAPI, uvicorn) would add to every other command's start-up.
-        from lit_mnist.serving.server import build_server, serve
+        # Imported here: the web stack (LitServe, FastAPI, uvicorn) is an extra, and would slow every other command.
+        with needs_extra("serve", "serve"):
+            from lit_mnist.serving.server import build_server, serve
 
         _load_weights(model, ckpt_path, "serve")
         server = build_server(model, int(max_batch_size), float(batch_timeout), int(workers))

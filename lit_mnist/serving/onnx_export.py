@@ -5,6 +5,8 @@ import os
 import uuid
 from pathlib import Path
 
+import onnx  # noqa: F401  torch's exporter imports both when it runs: here they fail early, as a missing extra
+import onnxscript  # noqa: F401
 import torch
 
 from lit_mnist.data.mnist_files import IMAGE_SIZE

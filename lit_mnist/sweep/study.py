@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from lit_mnist.callbacks import RunSummary
 from lit_mnist.cli import LitMNISTCLI
-from lit_mnist.errors import TrainingDiverged, TrainingStopped, UserError
+from lit_mnist.errors import TrainingDiverged, TrainingStopped, UserError, needs_extra
 from lit_mnist.runs import runs_folder
 from lit_mnist.stopping import signals_stop_training
 from lit_mnist.sweep.lock import study_lock
@@ -68,12 +68,13 @@ def _open_storage(url: str) -> optuna.storages.RDBStorage:
     connect = {"connect_timeout": 5} if parsed.get_backend_name() == "postgresql" else {"timeout": 30}
     for attempt in range(3):
         try:
-            return optuna.storages.RDBStorage(
-                parsed.render_as_string(hide_password=False),
-                engine_kwargs={"connect_args": connect},
-                heartbeat_interval=HEARTBEAT_SECONDS,
-                grace_period=5 * HEARTBEAT_SECONDS,
-            )
+            with needs_extra("sweep --storage postgresql://...", "postgres"):  # the driver is an extra of its own
+                return optuna.storages.RDBStorage(
+                    parsed.render_as_string(hide_password=False),
+                    engine_kwargs={"connect_args": connect},
+                    heartbeat_interval=HEARTBEAT_SECONDS,
+                    grace_period=5 * HEARTBEAT_SECONDS,
+                )
         except sqlalchemy.exc.IntegrityError:  # another worker created Optuna's tables in a new database just now
             time.sleep(1 + attempt)
         except (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError) as error:
