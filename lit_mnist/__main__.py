@@ -7,7 +7,7 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["sweep"]:
-        from lit_mnist.errors import UserError, needs_extra
+        from lit_mnist.run.errors import UserError, needs_extra
 
         try:
             with needs_extra("sweep", "sweep"):

@@ -15,20 +15,20 @@ from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, Pr
 from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_mnist.callbacks import (
+from lit_mnist.data import MNISTDataModule
+from lit_mnist.model import MNISTClassifier
+from lit_mnist.run.callbacks import (
     FinalCheckpoint,
     FinalValidation,
     LineEndingProgressBar,
     RNGStateCheckpoint,
     RunSummary,
 )
-from lit_mnist.checkpointing import AtomicCheckpointIO, read_checkpoint, with_data_options
-from lit_mnist.data import MNISTDataModule
-from lit_mnist.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_failures, write_failure
-from lit_mnist.model import MNISTClassifier
-from lit_mnist.options import OneLineErrorParser, check_config_files, check_values, program_name
-from lit_mnist.runs import claim_new_run, continued_run, latest_run_checkpoint, run_settings, runs_folder
-from lit_mnist.stopping import DivergenceCheck, SignalStop, signals_stop_training
+from lit_mnist.run.checkpoints import AtomicCheckpointIO, read_checkpoint, with_data_options
+from lit_mnist.run.errors import ONE_LINE_ERRORS, UserError, one_line, quiet_write_failures, write_failure
+from lit_mnist.run.folders import claim_new_run, continued_run, latest_run_checkpoint, run_settings, runs_folder
+from lit_mnist.run.options import OneLineErrorParser, check_config_files, check_values, program_name
+from lit_mnist.run.stopping import DivergenceCheck, SignalStop, signals_stop_training
 from lit_mnist.tensorboard.extras import ConfigToTensorBoard, TensorBoardExtras
 from lit_mnist.tensorboard.figures import TestFigures
 from lit_mnist.tensorboard.logger import TensorBoardLogger
@@ -88,7 +88,7 @@ class LitMNISTCLI(LightningCLI):
                 save_config_callback=ConfigToTensorBoard,
                 auto_configure_optimizers=False,  # the model configures its own optimizer from its hyperparameters
                 # An option is taken by its full name only: argparse's abbreviations take --model.lr for
-                # --model.lr_schedule. A near-miss gets "did you mean" instead (options.py).
+                # --model.lr_schedule. A near-miss gets "did you mean" instead (run/options.py).
                 parser_kwargs={
                     "prog": program_name(),
                     "description": __doc__.splitlines()[0],

@@ -15,8 +15,8 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from lit_mnist.data.mnist_files import IMAGE_SIZE, NUM_CLASSES
-from lit_mnist.options import NonNegativeFiniteFloat, PositiveFiniteFloat, Probability
-from lit_mnist.step_logging import logs_this_step
+from lit_mnist.run.options import NonNegativeFiniteFloat, PositiveFiniteFloat, Probability
+from lit_mnist.run.step_logging import logs_this_step
 
 # Mean and standard deviation of the MNIST training pixels in [0, 1], the usual input normalisation.
 PIXEL_MEAN, PIXEL_STD = 0.1307, 0.3081
@@ -141,7 +141,7 @@ class MNISTClassifier(LightningModule):
 
     def on_validation_epoch_end(self) -> None:
         # Logged once per pass, where Lightning computes and resets them: the figures that logging them at every
-        # batch gives, without the cost of a self.log call per batch (see lit_mnist/step_logging.py).
+        # batch gives, without the cost of a self.log call per batch (see lit_mnist/run/step_logging.py).
         self.log("loss/val", self.val_loss, prog_bar=True)
         self.log("acc/val", self.val_acc, prog_bar=True)
 

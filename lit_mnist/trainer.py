@@ -15,9 +15,9 @@ from jsonargparse.typing import PositiveInt
 from lightning.pytorch.tuner import Tuner
 from matplotlib.figure import Figure
 
-from lit_mnist.errors import UserError, needs_extra
-from lit_mnist.options import NonNegativeFiniteFloat, Port, PositiveFiniteFloat
-from lit_mnist.predictions import PredictionWriter
+from lit_mnist.run.errors import UserError, needs_extra
+from lit_mnist.run.options import NonNegativeFiniteFloat, Port, PositiveFiniteFloat
+from lit_mnist.run.predictions import PredictionWriter
 
 
 class Trainer(pl.Trainer):

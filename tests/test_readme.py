@@ -19,7 +19,7 @@ import yaml
 from PIL import Image
 
 from tests.conftest import REPO, get_json, run_in_process, tensorboard
-from tests.test_serve import serving
+from tests.serving.test_serve import serving
 
 pytestmark = pytest.mark.slow  # the real data, TensorBoard and serve
 

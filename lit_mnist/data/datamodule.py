@@ -13,8 +13,8 @@ from lit_mnist.data import mnist_files
 from lit_mnist.data.augment import random_distortion
 from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
 from lit_mnist.data.images import UnreadableImage, read_digit, to_model_input
-from lit_mnist.errors import UserError
-from lit_mnist.options import NonNegativeFiniteFloat, PositiveFiniteFloat
+from lit_mnist.run.errors import UserError
+from lit_mnist.run.options import NonNegativeFiniteFloat, PositiveFiniteFloat
 
 
 class MNISTDataModule(LightningDataModule):

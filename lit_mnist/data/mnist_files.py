@@ -16,7 +16,7 @@ from pathlib import Path
 from lightning.pytorch.utilities import rank_zero_info
 from torchvision.datasets import MNIST
 
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 
 # name -> (IDX magic number, number of dimensions, size and SHA-256 of the official file)
 OFFICIAL_FILES = {

@@ -13,9 +13,9 @@ from lightning.pytorch import Callback
 from lightning.pytorch.cli import LightningArgumentParser
 
 from lit_mnist import cli
-from lit_mnist.errors import UserError
 from lit_mnist.playground.datamodule import SpiralDataModule
 from lit_mnist.playground.pictures import PlaygroundPictures
+from lit_mnist.run.errors import UserError
 from lit_mnist.tensorboard.figures import TestFigures
 
 NAMES = {SpiralDataModule.__name__, f"{SpiralDataModule.__module__}.{SpiralDataModule.__name__}",

@@ -8,8 +8,8 @@ from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
 from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
-from lit_mnist.errors import UserError
 from lit_mnist.playground.spiral import MAX_NOISE, check_features, features, spiral
+from lit_mnist.run.errors import UserError
 
 
 class SpiralDataModule(LightningDataModule):

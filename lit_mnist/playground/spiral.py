@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 
 # The Playground's seven inputs, by the names the command line takes: each a function of a point's two coordinates.
 FEATURES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {

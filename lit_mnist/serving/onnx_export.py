@@ -10,8 +10,8 @@ import onnxscript  # noqa: F401
 import torch
 
 from lit_mnist.data.mnist_files import IMAGE_SIZE
-from lit_mnist.errors import UserError
 from lit_mnist.model import MNISTClassifier, fold_batch_norm
+from lit_mnist.run.errors import UserError
 
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 

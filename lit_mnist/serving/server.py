@@ -22,7 +22,7 @@ from lightning.pytorch import LightningModule
 from litserve.utils import WorkerSetupStatus
 from starlette.staticfiles import StaticFiles
 
-from lit_mnist.errors import ServerFailed, UserError
+from lit_mnist.run.errors import ServerFailed, UserError
 from lit_mnist.serving.api import DigitAPI
 
 MAX_BODY_BYTES = 5_000_000  # a photo of a digit fits; anything larger is refused before it is read in full

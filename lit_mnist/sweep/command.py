@@ -18,7 +18,7 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from lit_mnist.cli import LitMNISTCLI
-from lit_mnist.errors import ONE_LINE_ERRORS, TrainingStopped, UserError, one_line, quiet_write_failures
+from lit_mnist.run.errors import ONE_LINE_ERRORS, TrainingStopped, UserError, one_line, quiet_write_failures
 from lit_mnist.sweep.space import read_space
 from lit_mnist.sweep.study import Sweep, open_storage, open_study, raise_terminated, study_folder
 

@@ -16,7 +16,7 @@ from typing import Any, Optional
 import optuna
 import yaml
 
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 
 LAYERS = "model.hidden_sizes"
 

@@ -14,11 +14,11 @@ from optuna.trial import TrialState
 from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
 from tqdm import tqdm
 
-from lit_mnist.callbacks import RunSummary
 from lit_mnist.cli import LitMNISTCLI
-from lit_mnist.errors import TrainingDiverged, TrainingStopped, UserError, needs_extra
-from lit_mnist.runs import runs_folder
-from lit_mnist.stopping import signals_stop_training
+from lit_mnist.run.callbacks import RunSummary
+from lit_mnist.run.errors import TrainingDiverged, TrainingStopped, UserError, needs_extra
+from lit_mnist.run.folders import runs_folder
+from lit_mnist.run.stopping import signals_stop_training
 from lit_mnist.sweep.lock import study_lock
 from lit_mnist.sweep.space import Space
 from lit_mnist.sweep.tensorboard import write_study_run, write_trial_row

@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
+from lightning.fabric.utilities.throughput import Throughput
 from lightning.pytorch import Callback, LightningModule, Trainer
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities import grad_norm
@@ -21,8 +22,8 @@ from torchvision.utils import make_grid
 
 from lit_mnist.data.images import to_model_input
 from lit_mnist.data.mnist_files import IMAGE_SIZE
-from lit_mnist.errors import UserError
 from lit_mnist.model import ACTIVATIONS
+from lit_mnist.run.errors import UserError
 
 # The prefix of the histograms and the units' pictures. TIME SERIES sorts its groups by the tags' first part and opens
 # the first two: "network" sorts after "acc" and "loss", so that the page opens on the curves.
@@ -74,7 +75,10 @@ class TensorBoardExtras(Callback):
         self.config_text = config_text
         self._fixed_batch: Optional[tuple[Tensor, Tensor]] = None
         self._validations = 0
-        self._clock: Optional[tuple[float, int]] = None  # time and step of the last logging interval
+        # Lightning's Throughput, over a window of two logging intervals: the speed of the last one. Its clock is read
+        # at the logging intervals only, and never waits for a GPU.
+        self._throughput: Optional[Throughput] = None
+        self._first_step = self._last_step = self._images = 0
         self._units_at_start: Optional[Tensor] = None  # layer1's drawn units at step 0, kept in checkpoints
 
     def state_dict(self) -> dict[str, Any]:
@@ -86,7 +90,10 @@ class TensorBoardExtras(Callback):
     # Training: gradient norms and speed, once per logging interval.
 
     def on_train_start(self, trainer: Trainer, pl_module: LightningModule) -> None:
-        self._clock = (time.perf_counter(), trainer.global_step)
+        # Counted from this fit's first step: a resumed run's earlier steps took no time here.
+        self._throughput, self._first_step = Throughput(window_size=2), trainer.global_step
+        self._last_step, self._images = trainer.global_step, 0
+        self._throughput.update(time=time.perf_counter(), batches=0, samples=0)
         if trainer.global_step == 0:  # the initialisation; a resumed run drew its state before it stopped
             self._draw_network(trainer, pl_module)
 
@@ -94,7 +101,7 @@ class TensorBoardExtras(Callback):
         self, trainer: Trainer, pl_module: LightningModule, outputs: Any, batch: Any, batch_idx: int
     ) -> None:
         step = trainer.global_step
-        if step % trainer.log_every_n_steps or self._clock is None or step == self._clock[1]:
+        if step % trainer.log_every_n_steps or self._throughput is None or step == self._last_step:
             return  # the only work of the steps between logging intervals
         figures = {}
         if self.gradient_norms:
@@ -102,14 +109,15 @@ class TensorBoardExtras(Callback):
             norms = grad_norm(_network(pl_module), norm_type=2)
             figures.update({"train/grad_norm/" + name.split("/", 1)[-1]: value for name, value in norms.items()})
             figures["train/grad_norm/total"] = figures.pop("train/grad_norm/grad_2.0_norm_total")
-        now = time.perf_counter()
-        then, then_step = self._clock
         if self.speed:
-            steps_per_second = (step - then_step) / (now - then)
-            figures["train/steps_per_second"] = steps_per_second
             images_per_step = len(batch[1]) * trainer.accumulate_grad_batches * trainer.world_size
-            figures["train/images_per_second"] = steps_per_second * images_per_step
-        self._clock = (now, step)
+            self._images += (step - self._last_step) * images_per_step
+            steps = step - self._first_step
+            self._throughput.update(time=time.perf_counter(), batches=steps, samples=self._images)
+            rates = self._throughput.compute()  # "device/": this process's clock, with the whole run's steps and images
+            figures["train/steps_per_second"] = rates["device/batches_per_sec"]
+            figures["train/images_per_second"] = rates["device/samples_per_sec"]
+        self._last_step = step
         if figures:  # through Lightning, at the step of the same step's loss and accuracy
             pl_module.log_dict(figures)
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lit_mnist.data import MNISTDataModule, mnist_files
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 from tests.conftest import write_idx
 
 

@@ -8,7 +8,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from lit_mnist.stopping import finite_weights
+from lit_mnist.run.stopping import finite_weights
 from tests.conftest import TINY_ARGS, first_run, last_checkpoint, run_in_process, run_in_subprocess
 
 pytestmark = pytest.mark.slow  # a full disk (a file-size limit) and a signal need processes of their own

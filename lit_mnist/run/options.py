@@ -14,7 +14,7 @@ import yaml
 from jsonargparse.typing import restricted_number_type
 from lightning.pytorch.cli import LightningArgumentParser
 
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 
 PositiveFiniteFloat = restricted_number_type("PositiveFiniteFloat", float, [(">", 0), ("<", float("inf"))])
 NonNegativeFiniteFloat = restricted_number_type("NonNegativeFiniteFloat", float, [(">=", 0), ("<", float("inf"))])

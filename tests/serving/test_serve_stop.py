@@ -26,7 +26,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import REPO, free_port
-from tests.test_serve import (
+from tests.serving.test_serve import (
     START_SECONDS,
     assert_no_process_left,
     session_processes,

@@ -477,5 +477,5 @@ def screenshot(checkpoint: Path, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    # python -m tests.test_serve CKPT PNG
+    # python -m tests.serving.test_serve CKPT PNG
     screenshot(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve())

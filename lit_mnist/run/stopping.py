@@ -11,8 +11,8 @@ from typing import Any, Optional
 import torch
 from lightning.pytorch import Callback, LightningModule, Trainer
 
-from lit_mnist.callbacks import last_checkpoint_path, save_last_checkpoint
-from lit_mnist.errors import TrainingDiverged, TrainingStopped
+from lit_mnist.run.callbacks import last_checkpoint_path, save_last_checkpoint
+from lit_mnist.run.errors import TrainingDiverged, TrainingStopped
 
 
 def finite_weights(module: torch.nn.Module) -> bool:

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from lit_mnist import checkpointing
-from lit_mnist.checkpointing import AtomicCheckpointIO
+from lit_mnist.run import checkpoints as checkpointing
+from lit_mnist.run.checkpoints import AtomicCheckpointIO
 
 
 def test_a_crash_mid_write_leaves_the_previous_checkpoint_whole(tmp_path, monkeypatch):

@@ -191,7 +191,7 @@ def spiral_screenshot(logdir: Path, file: Path, page) -> None:
 
 if (
     __name__ == "__main__"
-):  # the docs' picture: python -m tests.test_playground LOGDIR FILE, with a run of the deep config
+):  # the docs' picture: python -m tests.playground.test_playground LOGDIR FILE, with a run of the deep config
     import sys
 
     from playwright.sync_api import sync_playwright

@@ -2,9 +2,9 @@
 
 import pytest
 
-from lit_mnist import runs as runs_module
-from lit_mnist.errors import UserError
-from lit_mnist.runs import claim_run_folder
+from lit_mnist.run import folders as runs_module
+from lit_mnist.run.errors import UserError
+from lit_mnist.run.folders import claim_run_folder
 
 
 def test_runs_that_pick_a_version_at_the_same_moment_still_get_their_own_folders(tmp_path, monkeypatch):

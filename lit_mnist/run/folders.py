@@ -9,7 +9,7 @@ from typing import Any, Optional
 import yaml
 from lightning.pytorch.utilities import rank_zero_only
 
-from lit_mnist.errors import UserError
+from lit_mnist.run.errors import UserError
 
 # The key that holds the steps a learning-rate schedule was planned for, in the state of each of torch's schedulers.
 PLANNED_STEPS = {"total_steps": "one-cycle", "T_max": "cosine"}

@@ -12,7 +12,7 @@ import torch
 from lightning.fabric.plugins import TorchCheckpointIO
 
 from lit_mnist.data import MNISTDataModule
-from lit_mnist.errors import UserError, WriteFailed, os_error_of
+from lit_mnist.run.errors import UserError, WriteFailed, os_error_of
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):

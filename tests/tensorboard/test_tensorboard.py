@@ -174,7 +174,7 @@ def parallel_coordinates(study: Path, file: Path) -> None:
 
 
 if __name__ == "__main__":
-    # python -m tests.test_tensorboard LOGDIR FOLDER, or --parallel-coordinates STUDY_FOLDER FILE
+    # python -m tests.tensorboard.test_tensorboard LOGDIR FOLDER, or --parallel-coordinates STUDY_FOLDER FILE
     import sys
 
     if sys.argv[1] == "--parallel-coordinates":
