@@ -3,6 +3,7 @@ pruned on ``acc/val`` by Optuna, until the study holds the number of trials aske
 
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
@@ -10,7 +11,7 @@ import optuna
 import sqlalchemy
 from lightning.pytorch.cli import SaveConfigCallback
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from optuna_integration.pytorch_lightning import PyTorchLightningPruningCallback
 from tqdm import tqdm
 
@@ -133,6 +134,23 @@ class NotNeeded(Exception):
     """A trial started after the study had its trials (two workers started their last ones at the same moment)."""
 
 
+class GiveUpAfterFailures:
+    """An Optuna callback that stops the sweep in one line after GIVE_UP_AFTER failed trials in a row and none done:
+    the base configuration, not the values, is then at fault."""
+
+    def __init__(self, done: Callable[[], int]) -> None:
+        self.done, self.failures = done, 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.user_attrs.get("failure") == NOT_NEEDED:
+            return
+        self.failures = self.failures + 1 if trial.state == TrialState.FAIL else 0
+        if self.failures >= GIVE_UP_AFTER and not self.done():
+            reason = trial.user_attrs.get("failure", "see the trial's run folder")
+            raise UserError(f"the last {self.failures} trials all failed ({reason[:300]}); check the base "
+                            "configuration and the space")  # fmt: skip
+
+
 class Sweep:
     """One worker of a study: runs trials one after another in this process until the study has ``trials``."""
 
@@ -141,37 +159,31 @@ class Sweep:
         self.base, self.fit_args, self.space, self.study = base, fit_args, space, study
         self.trials, self.folder = trials, folder
         self.runs = runs_folder(base.config)
-        self.last_number = -1  # the trial this worker ran last
         self.stopped_trial: Optional[int] = None  # the trial that Ctrl-C or SIGTERM stopped, if one was running
 
     def done(self) -> int:
         return len(self.study.get_trials(deepcopy=False, states=DONE))
 
     def run(self, progress_bar: bool = True) -> None:
-        """Trials until the study has its number, with a progress bar over them unless ``progress_bar`` is false."""
+        """Trials until the study has its number, with a progress bar over them unless ``progress_bar`` is false.
+
+        Optuna's ``optimize`` runs them, stopped by its ``MaxTrialsCallback`` once the trials done and those under way
+        in any worker make the number, and failing the trials of dead workers by their heartbeat. Then this worker
+        waits for the others' last trials, and takes up the work again if one of them died.
+        """
         bar = tqdm(total=self.trials, initial=min(self.done(), self.trials), desc="Trials", unit="trial",
                    disable=not progress_bar)  # fmt: skip
-        failures = 0
+        enough = optuna.study.MaxTrialsCallback(self.trials, states=(*DONE, TrialState.RUNNING))
+        callbacks = [enough, GiveUpAfterFailures(self.done), lambda study, trial: bar.update(self.done() - bar.n)]
         try:
-            while True:
-                optuna.storages.fail_stale_trials(self.study)  # the trials of workers that died
-                done = self.done()
-                bar.n = min(done, self.trials)
-                bar.refresh()
-                if done >= self.trials:
-                    return
-                if done + self._running() >= self.trials:  # the last trials are under way in other workers
+            while self.done() < self.trials:
+                if self.done() + self._running() < self.trials:
+                    self.study.optimize(self.objective, catch=(TrainingDiverged, NotNeeded), callbacks=callbacks)
+                else:  # the last trials are under way in other workers
                     time.sleep(HEARTBEAT_SECONDS)
-                    continue
-                self.study.optimize(self.objective, n_trials=1, catch=(TrainingDiverged, NotNeeded))
-                last = next(t for t in self.study.get_trials(deepcopy=False) if t.number == self.last_number)
-                if last.user_attrs.get("failure") != NOT_NEEDED:
-                    failures = failures + 1 if last.state == TrialState.FAIL else 0
-                if failures >= GIVE_UP_AFTER and not self.done():
-                    reason = last.user_attrs.get("failure", "see the trial's run folder")
-                    raise UserError(f"the last {failures} trials all failed ({reason[:300]}); check the base "
-                                    "configuration and the space")  # fmt: skip
+                    optuna.storages.fail_stale_trials(self.study)
         finally:
+            bar.n = min(self.done(), self.trials)
             bar.close()
 
     def _running(self) -> int:
@@ -196,7 +208,6 @@ class Sweep:
     def _trial(self, trial: optuna.Trial) -> float:
         # Two workers can start their last trials at the same moment: the one numbered past the study's total ends
         # at once, as a failed trial that asked for nothing.
-        self.last_number = trial.number
         ahead = [
             t for t in self.study.get_trials(deepcopy=False) if t.number < trial.number and t.state != TrialState.FAIL
         ]
