@@ -29,6 +29,9 @@ DIGIT_SIZE, CAPTION_HEIGHT, CAPTION_GAP = 0.83, 0.3, 0.08
 def confusion_matrix_figure(matrix: Tensor) -> Figure:
     """The (classes x classes) confusion matrix, true label by row and predicted by column, with every count shown.
 
+    Drawn here rather than by torchmetrics' ``MulticlassConfusionMatrix.plot``, which colours cells by count (the
+    diagonal's thousands drown the mistakes) and sets four-digit counts wider than their cells at this size.
+
     Colours are shares of each true class, so the diagonal is dark and the mistakes stand out however the classes
     are sized.
     """

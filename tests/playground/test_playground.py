@@ -13,7 +13,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from lit_mnist.playground import SpiralDataModule
 from lit_mnist.playground.cli import names_the_spiral
 from lit_mnist.playground.spiral import FEATURES, features, plane_grid, spiral
-from tests.conftest import REPO, first_run, reported, run_in_process, run_in_subprocess, tensorboard
+from tests.conftest import REPO, first_run, reported, run_in_process, tensorboard
 
 CONFIGS = REPO / "configs"
 ALL_FEATURES = "[x1,x2,x1_squared,x2_squared,x1_times_x2,sin_x1,sin_x2]"
@@ -163,8 +163,8 @@ def test_the_posts_three_networks_on_the_spiral(tmp_path, config, passes):
     """The post's contrast, each config run as the docs give it: shallow on X1 and X2 fails, shallow on the
     Playground's features and deeper on X1 and X2 learn the spiral. (Seeds 1 to 3 on the claims page.)"""
     (tmp_path / "configs").symlink_to(CONFIGS)
-    result = run_in_subprocess("fit", "--config", f"configs/{config}", "--trainer.enable_progress_bar", "false",
-                               cwd=tmp_path)  # fmt: skip
+    result = run_in_process("fit", "--config", f"configs/{config}", "--trainer.enable_progress_bar", "false",
+                            cwd=tmp_path)  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert passes(reported(result.stdout, "acc/test"))
 
