@@ -114,7 +114,7 @@ class TensorBoardExtras(Callback):
             self._images += (step - self._last_step) * images_per_step
             steps = step - self._first_step
             self._throughput.update(time=time.perf_counter(), batches=steps, samples=self._images)
-            rates = self._throughput.compute()  # "device/": this process's clock, with the whole run's steps and images
+            rates = self._throughput.compute()  # "device/": this process's clock; the images are every process's
             figures["train/steps_per_second"] = rates["device/batches_per_sec"]
             figures["train/images_per_second"] = rates["device/samples_per_sec"]
         self._last_step = step
