@@ -7,14 +7,15 @@ import sys
 
 def main() -> None:
     if sys.argv[1:2] == ["sweep"]:
-        from lit_mnist.run.errors import UserError, needs_extra
+        from lit_mnist.run.errors import UserError, needs_extra, one_line
 
         try:
             with needs_extra("sweep", "sweep"):
                 from lit_mnist.sweep.command import main as command_line
         except UserError as error:
-            sys.stderr.write(f"error: {error}\n")
-            sys.exit(error.exit_code)
+            line, exit_code = one_line(error, sys.argv[1:])
+            sys.stderr.write(f"{line}\n")
+            sys.exit(exit_code)
     else:
         from lit_mnist.cli import main as mnist
         from lit_mnist.playground.cli import main as playground

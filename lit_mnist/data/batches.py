@@ -7,11 +7,17 @@ processes (DDP) and, for training, remember their position so that a resumed run
 
 import math
 from collections.abc import Iterator
+from typing import Any, Optional
 
 import torch
 from torch import Tensor
 
 Batch = tuple[Tensor, Tensor]
+
+
+def shard_of(trainer: Optional[Any]) -> dict[str, int]:
+    """This process's rank and the number of processes, as the batches take them (nothing without a trainer)."""
+    return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
 
 
 def shard_bounds(start: int, stop: int, rank: int, world_size: int) -> tuple[int, int]:

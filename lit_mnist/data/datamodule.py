@@ -11,7 +11,7 @@ from torchvision.datasets import MNIST
 
 from lit_mnist.data import mnist_files
 from lit_mnist.data.augment import random_distortion
-from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
+from lit_mnist.data.batches import SequentialBatches, ShuffledBatches, shard_of
 from lit_mnist.data.images import UnreadableImage, read_digit, to_model_input
 from lit_mnist.run.errors import UserError
 from lit_mnist.run.options import NonNegativeFiniteFloat, PositiveFiniteFloat
@@ -142,13 +142,9 @@ class MNISTDataModule(LightningDataModule):
         dataset = MNIST(self.data_dir, train=train, download=False)
         return dataset.data, dataset.targets
 
-    def _shard(self) -> dict[str, int]:
-        trainer = self.trainer
-        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
-
     def _evaluation_batches(self, images: Tensor, labels: Tensor, split: str) -> SequentialBatches:
         """Every digit of a split once, in batches that give each process at least one digit."""
-        shard = self._shard()
+        shard = shard_of(self.trainer)
         processes = shard.get("world_size", 1)
         if 0 < len(labels) < processes:  # none at all is a run without validation (--data.val_size 0)
             raise UserError(
@@ -160,7 +156,7 @@ class MNISTDataModule(LightningDataModule):
     def train_dataloader(self) -> ShuffledBatches:
         """A new loader for every fit, at the epoch the fit starts from: a data module used for a second fit gives it
         the batches a new one would. Lightning restores a resumed run's position into it (``load_state_dict``)."""
-        shard = self._shard()
+        shard = shard_of(self.trainer)
         processes = shard.get("world_size", 1)
         if min(self.batch_size, len(self.train_data[1])) < processes:
             raise UserError(

@@ -7,7 +7,7 @@ from jsonargparse.typing import NonNegativeInt, PositiveInt
 from lightning.pytorch import LightningDataModule
 from torch import Tensor
 
-from lit_mnist.data.batches import SequentialBatches, ShuffledBatches
+from lit_mnist.data.batches import SequentialBatches, ShuffledBatches, shard_of
 from lit_mnist.playground.spiral import MAX_NOISE, check_features, features, spiral
 from lit_mnist.run.errors import UserError
 
@@ -73,15 +73,13 @@ class SpiralDataModule(LightningDataModule):
         """The network's inputs for points in the plane: their features."""
         return features(points, self.hparams.features)
 
-    def _shard(self) -> dict[str, int]:
-        trainer = self.trainer
-        return {"rank": trainer.global_rank, "world_size": trainer.world_size} if trainer else {}
-
     def train_dataloader(self) -> ShuffledBatches:
         """A new loader for every fit, at the epoch the fit starts from, as MNIST's."""
         epoch = self.trainer.current_epoch if self.trainer else 0
         inputs = self.inputs(self.train_points)
-        return ShuffledBatches(inputs, self.train_labels, self.batch_size, torch.initial_seed(), epoch, **self._shard())
+        return ShuffledBatches(
+            inputs, self.train_labels, self.batch_size, torch.initial_seed(), epoch, **shard_of(self.trainer)
+        )
 
     def val_dataloader(self) -> list:
         """None: the Playground holds no points back for validation. Train with ``Trainer(limit_val_batches=0)``, as
@@ -89,7 +87,9 @@ class SpiralDataModule(LightningDataModule):
         return []
 
     def test_dataloader(self) -> SequentialBatches:
-        return SequentialBatches(self.inputs(self.test_points), self.test_labels, self.batch_size, **self._shard())
+        return SequentialBatches(
+            self.inputs(self.test_points), self.test_labels, self.batch_size, **shard_of(self.trainer)
+        )
 
     def predict_dataloader(self) -> Optional[SequentialBatches]:
         raise UserError("predict takes MNIST images; the spiral's network is shown in TensorBoard's IMAGES tab")
