@@ -37,8 +37,6 @@ class PlaygroundCLI(cli.LitMNISTCLI):
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
         super().add_arguments_to_parser(parser)
         parser.add_lightning_class_args(PlaygroundPictures, "playground")
-        # MNIST's drawings: the first layer's units as 28x28 pictures, and the projector's digit pictures.
-        parser.set_defaults({"tensorboard.first_layer_units": 0})
 
     def validates(self, config: Any) -> bool:
         return False  # the Playground holds no points back for validation
