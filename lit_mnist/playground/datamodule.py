@@ -1,6 +1,6 @@
 """The TensorFlow Playground's spiral as a LightningDataModule: the data of the post's first argument."""
 
-from typing import Optional
+from typing import NoReturn
 
 import torch
 from jsonargparse.typing import NonNegativeInt, PositiveInt
@@ -91,5 +91,5 @@ class SpiralDataModule(LightningDataModule):
             self.inputs(self.test_points), self.test_labels, self.batch_size, **shard_of(self.trainer)
         )
 
-    def predict_dataloader(self) -> Optional[SequentialBatches]:
+    def predict_dataloader(self) -> NoReturn:
         raise UserError("predict takes MNIST images; the spiral's network is shown in TensorBoard's IMAGES tab")
