@@ -27,22 +27,25 @@ PARTS = (
     ("checkpoints", "every checkpoint written"),
     ("test pass", "the 10,000 test digits, without the figures"),
     ("test figures", "confusion matrix, misclassified digits, PR curves, projector"),
-    ("exit", "from the end of the test pass to the end of the process"),
+    ("exit", "from the end of the test pass to the end of the process, and from training's end to the test pass"),
 )
 
 
 def child(clock_file: str, started: float) -> None:
-    """Run ``python -m lit_mnist`` with the command line after ``--``, timing its parts into clock_file."""
+    """Run ``python -m lit_mnist`` on this process's sys.argv, as the command would, timing its parts into clock_file;
+    ``started`` is when the parent started this process."""
     from lightning.pytorch import Callback
+    from torch.utils.tensorboard import SummaryWriter
 
     import lit_mnist.__main__ as entry
     from lit_mnist.cli import LitMNISTCLI
+    from lit_mnist.tensorboard import extras
     from lit_mnist.tensorboard.extras import TensorBoardExtras
     from lit_mnist.tensorboard.figures import TestFigures
     from lit_mnist.trainer import Trainer
 
     clocks: dict[str, float] = {"started": started, "imported": time.time()}
-    spent: dict[str, float] = {"drawings": 0.0, "checkpoints": 0.0, "test figures": 0.0, "validations": 0.0}
+    spent = dict.fromkeys(("drawings", "checkpoints", "test figures", "validations", "histograms", "projector"), 0.0)
 
     def timed(owner: type, name: str, part: str) -> None:
         original = getattr(owner, name)
@@ -57,6 +60,8 @@ def child(clock_file: str, started: float) -> None:
         setattr(owner, name, wrapper)
 
     timed(TensorBoardExtras, "_draw_network", "drawings")
+    timed(extras, "_add_histogram", "histograms")  # inside the drawings
+    timed(SummaryWriter, "add_embedding", "projector")  # inside the test figures
     timed(Trainer, "save_checkpoint", "checkpoints")
     for owner in (TestFigures, TensorBoardExtras):
         timed(owner, "on_test_epoch_end", "test figures")
@@ -109,6 +114,8 @@ def parts(record: dict, ended: float) -> dict[str, float]:
         # What lies between training's end and the test pass (the final checkpoint is counted above) goes here too.
         "exit": ended - clocks["test end"] + (clocks["test start"] - clocks["train end"]),
         "of which imports": clocks["imported"] - clocks["started"],
+        "of which histograms": spent["histograms"],
+        "of which the projector": spent["projector"],
     }
 
 
@@ -144,6 +151,8 @@ def main() -> None:
         print(f"| {name} | {what} | {medians[name]:.2f} | {medians[name] / medians['whole']:.0%} |")
     print(f"| whole command | | {medians['whole']:.2f} | |")
     print(f"\nOf the start-up, the imports of lit_mnist's command line: {medians['of which imports']:.2f} s")
+    print(f"Of the drawings, the histograms: {medians['of which histograms']:.2f} s")
+    print(f"Of the test figures, the projector: {medians['of which the projector']:.2f} s")
 
 
 if __name__ == "__main__":
