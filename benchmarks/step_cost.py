@@ -15,7 +15,7 @@ import argparse
 import bare_loop
 import plain_loop
 from lightning.pytorch import Callback
-from throughput import EXTRAS_OFF, StepTimer, fastest_tenth, in_temporary_folder, seed_fit
+from throughput import EXTRAS_OFF, StepTimer, fastest_tenth, in_temporary_folder, train_watched
 
 STEPS, WARMUP = 1100, 100
 FIT_CALLBACKS = 13  # as many as trainer.callbacks lists for fit with its defaults
@@ -50,11 +50,9 @@ def main() -> None:
             bare_loop.train(data, STEPS, callbacks=[timer, *callbacks])
             costs.setdefault(name, []).append(fastest_tenth(timer.stretches))
         for name, options in VARIANTS.items():
+            timer = StepTimer(WARMUP)
             with in_temporary_folder():
-                cli = seed_fit(args.data_dir, STEPS, options)
-                timer = StepTimer(WARMUP)
-                cli.trainer.callbacks.insert(0, timer)  # first: a step's own hooks run inside its clock
-                cli.trainer.fit(cli.model, cli.datamodule)
+                train_watched("fit", args.data_dir, STEPS, timer, options)
             costs.setdefault(name, []).append(fastest_tenth(timer.stretches))
         print(f"round {round}: " + ", ".join(f"{seconds[-1] * 1e3:.3f}" for seconds in costs.values()), flush=True)
     floor = min(costs["Lightning's floor (bare_loop.py)"])
