@@ -46,6 +46,10 @@ def child(clock_file: str, started: float) -> None:
 
     clocks: dict[str, float] = {"started": started, "imported": time.time()}
     spent = dict.fromkeys(("drawings", "checkpoints", "test figures", "validations", "histograms", "projector"), 0.0)
+    spent_at: dict[str, dict[str, float]] = {}  # what the clocks above had added up at each of the events below
+
+    def event(name: str) -> None:
+        clocks[name], spent_at[name] = time.time(), dict(spent)
 
     def timed(owner: type, name: str, part: str) -> None:
         original = getattr(owner, name)
@@ -72,7 +76,7 @@ def child(clock_file: str, started: float) -> None:
         checkpoints that it holds, which have clocks of their own."""
 
         def on_train_start(self, trainer, pl_module):
-            clocks["train start"] = time.time()
+            event("train start")
 
         def on_validation_start(self, trainer, pl_module):
             self._validation = time.perf_counter() - spent["drawings"] - spent["checkpoints"]
@@ -83,36 +87,46 @@ def child(clock_file: str, started: float) -> None:
                 spent["validations"] += now - self._validation
 
         def on_train_end(self, trainer, pl_module):
-            clocks["train end"] = time.time()
+            event("train end")
 
         def on_test_start(self, trainer, pl_module):
-            clocks["test start"] = time.time()
+            event("test start")
 
         def on_test_end(self, trainer, pl_module):
-            clocks["test end"] = time.time()
+            event("test end")
 
     callbacks = LitMNISTCLI.persistent_callbacks
     LitMNISTCLI.persistent_callbacks = lambda self: [Clock(), *callbacks(self)]
     try:
         entry.main()
     finally:
-        Path(clock_file).write_text(json.dumps({"clocks": clocks, "spent": spent}))
+        Path(clock_file).write_text(json.dumps({"clocks": clocks, "spent": spent, "spent_at": spent_at}))
 
 
 def parts(record: dict, ended: float) -> dict[str, float]:
-    clocks, spent = record["clocks"], record["spent"]
-    training = clocks["train end"] - clocks["train start"]
-    test = clocks["test end"] - clocks["test start"]
+    """The parts' seconds: each stretch between two events, less what the clocks inside it added up (the drawing at
+    step 0 falls before the first step, the final checkpoint after training's end)."""
+    clocks, spent, spent_at = record["clocks"], record["spent"], record["spent_at"]
+
+    def inside(first: str, last: str, *names: str) -> float:
+        return sum(spent_at[last][name] - spent_at[first][name] for name in names)
+
     return {
-        "start-up": clocks["train start"] - clocks["started"],
-        "training steps": training - spent["validations"] - spent["drawings"] - spent["checkpoints"],
+        "start-up": clocks["train start"] - clocks["started"] - spent_at["train start"]["drawings"],
+        "training steps": clocks["train end"]
+        - clocks["train start"]
+        - inside("train start", "train end", "validations", "drawings", "checkpoints"),
         "validations": spent["validations"],
         "drawings": spent["drawings"],
         "checkpoints": spent["checkpoints"],
-        "test pass": test - spent["test figures"],
+        "test pass": clocks["test end"] - clocks["test start"] - inside("test start", "test end", "test figures"),
         "test figures": spent["test figures"],
-        # What lies between training's end and the test pass (the final checkpoint is counted above) goes here too.
-        "exit": ended - clocks["test end"] + (clocks["test start"] - clocks["train end"]),
+        # What lies between training's end and the test pass goes here too.
+        "exit": ended
+        - clocks["test end"]
+        + clocks["test start"]
+        - clocks["train end"]
+        - inside("train end", "test start", "checkpoints"),
         "of which imports": clocks["imported"] - clocks["started"],
         "of which histograms": spent["histograms"],
         "of which the projector": spent["projector"],

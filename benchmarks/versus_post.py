@@ -24,38 +24,41 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 
-def programs(data_dir: str, tf_python: str) -> dict[str, tuple[list[str], str]]:
-    """Each program's command line, and the pattern of its test accuracy (a percentage or a fraction) in its output."""
+def programs(data_dir: str, tf_python: str) -> dict[str, tuple[list[str], str, float]]:
+    """Each program's command line, the pattern of its test accuracy in its output, and what that figure is out of."""
     return {
         "the post's code (TensorFlow, tf.compat.v1)": (
             [tf_python, str(HERE / "the_post.py"), "--data-dir", data_dir, "--log-dir", "post_logs"],
             r"Test accuracy:\s+([\d.]+) %",
+            100,
         ),
         "benchmarks/plain_loop.py": (
             [sys.executable, str(HERE / "plain_loop.py"), "--data-dir", data_dir],
             r"test accuracy ([\d.]+)",
+            1,
         ),
         "benchmarks/bare_loop.py (Lightning's floor)": (
             [sys.executable, str(HERE / "bare_loop.py"), "--data-dir", data_dir],
             r"test accuracy ([\d.]+)",
+            1,
         ),
         "python -m lit_mnist fit": (
             [sys.executable, "-m", "lit_mnist", "fit", "--data.data_dir", data_dir],
             r"acc/test\s+([\d.]+)",
+            1,
         ),
     }
 
 
-def run(command: list[str], pattern: str) -> tuple[float, float]:
+def run(name: str, command: list[str], pattern: str, out_of: float) -> tuple[float, float]:
     """Wall time and test accuracy (a fraction) of one run, in a fresh folder."""
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         result = subprocess.run(command, cwd=folder, capture_output=True, text=True)
         seconds = time.perf_counter() - start
     if result.returncode != 0:
-        sys.exit(f"{command[1]} failed:\n{result.stderr[-3000:]}")
-    accuracy = float(re.findall(pattern, result.stdout)[-1])
-    return seconds, accuracy / 100 if accuracy > 1 else accuracy
+        sys.exit(f"{name} failed:\n{result.stderr[-3000:]}")
+    return seconds, float(re.findall(pattern, result.stdout)[-1]) / out_of
 
 
 def main() -> None:
@@ -64,12 +67,12 @@ def main() -> None:
     parser.add_argument("--tf-python", required=True, help="a Python whose environment has TensorFlow")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
-    data_dir = str(Path(args.data_dir).resolve())
     times: dict[str, list[float]] = {}
     accuracies: dict[str, list[float]] = {}
+    commands = programs(str(Path(args.data_dir).resolve()), args.tf_python)
     for round in range(1, args.rounds + 1):
-        for name, (command, pattern) in programs(data_dir, args.tf_python).items():
-            seconds, accuracy = run(command, pattern)
+        for name, (command, pattern, out_of) in commands.items():
+            seconds, accuracy = run(name, command, pattern, out_of)
             times.setdefault(name, []).append(seconds)
             accuracies.setdefault(name, []).append(accuracy)
             print(f"round {round}: {name}: {seconds:.1f} s, test accuracy {accuracy:.2%}", flush=True)
