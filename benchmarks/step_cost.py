@@ -2,15 +2,16 @@
 
 Each variant trains 1,100 steps of the seed config in this process, and its steady cost per step is the mean of its
 fastest tenth of 50-step stretches (throughput.py's measure), the least over the rounds: other work only ever adds
-time, and on a shared VM whole runs fall into slow spells. The variants alternate
-round by round: Lightning's floor (bare_loop.py), the floor with as many callbacks that do nothing as fit has callbacks,
-then fit with no logger, progress bar, checkpoints or TensorBoard extras, then with the logger, the bar, the
-checkpoints, and last everything (fit's defaults).
+time, and on a shared VM whole runs fall into slow spells. The variants alternate round by round: Lightning's floor
+(bare_loop.py), the floor with as many callbacks that do nothing as fit has callbacks, then fit with no logger,
+progress bar, checkpoints or TensorBoard extras, then with the logger, the bar, the checkpoints, and last everything
+(fit's defaults).
 
     python benchmarks/step_cost.py --data-dir ../shared/data --rounds 5
 """
 
 import argparse
+from pathlib import Path
 
 import bare_loop
 import plain_loop
@@ -38,6 +39,7 @@ def main() -> None:
     parser.add_argument("--data-dir", required=True, help="the folder holding MNIST/raw/")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    args.data_dir = str(Path(args.data_dir).resolve())  # the fits run in temporary folders
     data = plain_loop.load(args.data_dir)
     floors = {
         "Lightning's floor (bare_loop.py)": [],
